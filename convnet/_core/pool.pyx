@@ -1,0 +1,170 @@
+"""Max and average pooling kernels on NHWC arrays, forward and backward.
+
+Windows are (kh, kw) with strides (stride_h, stride_w) over an input padded by
+pad_top/pad_left (the bottom/right padding only shows in the output size,
+which the caller computed). The innermost loop runs over the contiguous
+channel dimension, so the compiler vectorises it.
+
+They trust their arguments: ``convnet.ops`` has checked every shape, that
+every window overlaps the input, and that the output is not empty.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+from libc.math cimport INFINITY
+
+
+def max_pool2d_forward(const floating[:, :, :, ::1] x,     # IN  (N, H, W, C)
+                       floating[:, :, :, ::1] out,         # OUT (N, out_h, out_w, C)
+                       int64_t[:, :, :, ::1] argmax,       # OUT (N, out_h, out_w, C): ih * W + iw
+                       int kh, int kw, int stride_h, int stride_w,
+                       int pad_top, int pad_left, int num_threads):
+    """Window maxima and where they were, like PyTorch: the first maximum wins
+    (strict ``>``), a NaN wins over any number, and the index starts at the
+    window's first cell inside the input (so an all ``-inf`` window still
+    routes its gradient somewhere defined)."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
+    cdef Py_ssize_t image_row, n, oh, ow, h0, h1, w0, w1, ih, iw, c
+    cdef floating value
+    cdef floating* best
+    cdef int64_t* where
+    cdef const floating* src
+    for image_row in prange(N * out_h, nogil=True, schedule="static", num_threads=num_threads):
+        n = image_row // out_h
+        oh = image_row % out_h
+        h0 = max(oh * stride_h - pad_top, 0)
+        h1 = min(oh * stride_h - pad_top + kh, H)
+        for ow in range(out_w):
+            w0 = max(ow * stride_w - pad_left, 0)
+            w1 = min(ow * stride_w - pad_left + kw, W)
+            best = &out[n, oh, ow, 0]
+            where = &argmax[n, oh, ow, 0]
+            for c in range(C):
+                best[c] = -INFINITY
+                where[c] = h0 * W + w0
+            for ih in range(h0, h1):
+                for iw in range(w0, w1):
+                    src = &x[n, ih, iw, 0]
+                    for c in range(C):
+                        value = src[c]
+                        if value > best[c] or value != value:
+                            best[c] = value
+                            where[c] = ih * W + iw
+
+
+def max_pool2d_backward(const floating[:, :, :, ::1] grad_out,   # IN  (N, out_h, out_w, C)
+                        const int64_t[:, :, :, ::1] argmax,      # IN  from max_pool2d_forward
+                        floating[:, :, :, ::1] grad_x,           # OUT (N, H, W, C), overwritten
+                        int num_threads):
+    """Route each output gradient to the input cell that won its window.
+
+    Each iteration owns a whole image, so overlapping windows add into it
+    in a fixed order: no race, and the same sum whatever the thread count.
+    """
+    cdef Py_ssize_t N = grad_x.shape[0], H = grad_x.shape[1]
+    cdef Py_ssize_t W = grad_x.shape[2], C = grad_x.shape[3]
+    cdef Py_ssize_t out_h = grad_out.shape[1], out_w = grad_out.shape[2]
+    cdef Py_ssize_t n, oh, ow, c
+    cdef floating* image
+    cdef floating* dst
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        image = &grad_x[n, 0, 0, 0]
+        memset(image, 0, H * W * C * sizeof(floating))
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for c in range(C):
+                    dst = &image[argmax[n, oh, ow, c] * C + c]
+                    dst[0] = dst[0] + grad_out[n, oh, ow, c]
+
+
+cdef inline Py_ssize_t window_divisor(Py_ssize_t start_h, Py_ssize_t start_w,
+                                      Py_ssize_t kh, Py_ssize_t kw,
+                                      Py_ssize_t H, Py_ssize_t W,
+                                      Py_ssize_t pad_bottom, Py_ssize_t pad_right,
+                                      bint count_include_pad) noexcept nogil:
+    """How many cells a window averages over, by PyTorch's rule: with
+    ``count_include_pad`` the window clipped to the padded input, else the
+    window clipped to the input itself."""
+    cdef Py_ssize_t h0, h1, w0, w1
+    if count_include_pad:
+        h0 = start_h
+        w0 = start_w
+        h1 = min(start_h + kh, H + pad_bottom)
+        w1 = min(start_w + kw, W + pad_right)
+    else:
+        h0 = max(start_h, 0)
+        w0 = max(start_w, 0)
+        h1 = min(start_h + kh, H)
+        w1 = min(start_w + kw, W)
+    return (h1 - h0) * (w1 - w0)
+
+
+def avg_pool2d_forward(const floating[:, :, :, ::1] x,     # IN  (N, H, W, C)
+                       floating[:, :, :, ::1] out,         # OUT (N, out_h, out_w, C)
+                       int kh, int kw, int stride_h, int stride_w,
+                       int pad_top, int pad_bottom, int pad_left, int pad_right,
+                       bint count_include_pad, int num_threads):
+    """Window means; padded cells count toward the divisor only with ``count_include_pad``."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
+    cdef Py_ssize_t image_row, n, oh, ow, sh0, sw0, h0, h1, w0, w1, ih, iw, c
+    cdef floating divisor
+    cdef floating* total
+    cdef const floating* src
+    for image_row in prange(N * out_h, nogil=True, schedule="static", num_threads=num_threads):
+        n = image_row // out_h
+        oh = image_row % out_h
+        sh0 = oh * stride_h - pad_top
+        h0 = max(sh0, 0)
+        h1 = min(sh0 + kh, H)
+        for ow in range(out_w):
+            sw0 = ow * stride_w - pad_left
+            w0 = max(sw0, 0)
+            w1 = min(sw0 + kw, W)
+            divisor = <floating>window_divisor(sh0, sw0, kh, kw, H, W,
+                                               pad_bottom, pad_right, count_include_pad)
+            total = &out[n, oh, ow, 0]
+            memset(total, 0, C * sizeof(floating))
+            for ih in range(h0, h1):
+                for iw in range(w0, w1):
+                    src = &x[n, ih, iw, 0]
+                    for c in range(C):
+                        total[c] = total[c] + src[c]
+            for c in range(C):
+                total[c] = total[c] / divisor
+
+
+def avg_pool2d_backward(const floating[:, :, :, ::1] grad_out,   # IN  (N, out_h, out_w, C)
+                        floating[:, :, :, ::1] grad_x,           # OUT (N, H, W, C), overwritten
+                        int kh, int kw, int stride_h, int stride_w,
+                        int pad_top, int pad_bottom, int pad_left, int pad_right,
+                        bint count_include_pad, int num_threads):
+    """Spread each output gradient evenly over its window's input cells.
+    One image per iteration, added in a fixed order (see max_pool2d_backward)."""
+    cdef Py_ssize_t N = grad_x.shape[0], H = grad_x.shape[1]
+    cdef Py_ssize_t W = grad_x.shape[2], C = grad_x.shape[3]
+    cdef Py_ssize_t out_h = grad_out.shape[1], out_w = grad_out.shape[2]
+    cdef Py_ssize_t n, oh, ow, sh0, sw0, h0, h1, w0, w1, ih, iw, c
+    cdef floating divisor
+    cdef floating* dst
+    cdef const floating* src
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        memset(&grad_x[n, 0, 0, 0], 0, H * W * C * sizeof(floating))
+        for oh in range(out_h):
+            sh0 = oh * stride_h - pad_top
+            h0 = max(sh0, 0)
+            h1 = min(sh0 + kh, H)
+            for ow in range(out_w):
+                sw0 = ow * stride_w - pad_left
+                w0 = max(sw0, 0)
+                w1 = min(sw0 + kw, W)
+                divisor = <floating>window_divisor(sh0, sw0, kh, kw, H, W,
+                                                   pad_bottom, pad_right, count_include_pad)
+                src = &grad_out[n, oh, ow, 0]
+                for ih in range(h0, h1):
+                    for iw in range(w0, w1):
+                        dst = &grad_x[n, ih, iw, 0]
+                        for c in range(C):
+                            dst[c] = dst[c] + src[c] / divisor

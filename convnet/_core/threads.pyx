@@ -1,0 +1,44 @@
+"""OpenMP thread control for the compiled kernels.
+
+The count is a plain module variable that ``convnet.ops`` reads and passes to
+every kernel as ``num_threads``, so it holds for calls made from any Python
+thread (OpenMP's own setting is per calling thread).
+"""
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int convnet_openmp_max_threads(void) { return omp_get_max_threads(); }
+    static int convnet_openmp_enabled(void) { return 1; }
+    #else
+    static int convnet_openmp_max_threads(void) { return 1; }
+    static int convnet_openmp_enabled(void) { return 0; }
+    #endif
+    """
+    int convnet_openmp_max_threads() nogil
+    int convnet_openmp_enabled() nogil
+
+
+# Honours OMP_NUM_THREADS, as libgomp reads it at start-up.
+_num_threads = convnet_openmp_max_threads()
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(convnet_openmp_enabled())
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads the convolution and pooling kernels use."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _num_threads = n if convnet_openmp_enabled() else 1
+
+
+def get_num_threads():
+    """The number of OpenMP threads the kernels use."""
+    return _num_threads

@@ -1,0 +1,387 @@
+"""The functional layer: the one caller of the compiled kernels in ``convnet._core``.
+
+Every function here validates its arguments and shapes, resolves padding,
+casts and makes inputs contiguous, allocates the outputs, and only then calls
+a kernel (which runs with bounds checks off and trusts what it is given). The
+matrix products of convolution go to BLAS through ``numpy.matmul``.
+
+Arrays are NHWC; conv kernels are (kh, kw, in_channels, filters). ``name``
+is the layer's name, used to make error messages point at the right layer.
+"""
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._core import conv as _conv
+from ._core import pool as _pool
+from ._core import threads as _threads
+from .utils import conv_output_length, same_padding
+
+set_num_threads = _threads.set_num_threads
+get_num_threads = _threads.get_num_threads
+
+# im2col works on a chunk of the batch at a time, so the column buffer stays
+# near this size instead of kh*kw times the input.
+COLUMN_BUFFER_BYTES = 8 << 20
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_workspace = threading.local()
+
+
+# ----------------------------------------------------------------------------- validation
+
+def as_int_tuple(value, n, arg, name, minimum=1):
+    """`value` as a tuple of `n` ints >= minimum (an int is repeated), or a clear error."""
+    items = (value,) * n if isinstance(value, (int, np.integer)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name}: {arg} must be an int or a tuple of {n} ints, "
+                        f"got {value!r}") from None
+    if len(items) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in items):
+        raise TypeError(f"{name}: {arg} must be an int or a tuple of {n} ints, got {value!r}")
+    if any(v < minimum for v in items):
+        raise ValueError(f"{name}: {arg} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def float_dtype(dtype, name):
+    """np.dtype of float32 or float64, or a TypeError naming the layer."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dtype not in _FLOATS:
+        raise TypeError(f"{name}: dtype must be 'float32' or 'float64', got {dtype}")
+    return dtype
+
+
+def as_batch(x, dtype, name, arg="input", ndim=4):
+    """`x` as a C-contiguous, native-endian array of `dtype` with `ndim` dimensions.
+
+    Booleans, integers and float16 are cast (exactly, for every uint8 image);
+    complex, object and string data are refused. ``dtype=None`` keeps float32
+    and float64 as they are and casts anything else to float32.
+    """
+    array = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: {arg} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim != ndim:
+        layout = "(batch, height, width, channels)" if ndim == 4 else f"{ndim}-D"
+        raise ValueError(f"{name}: expected a {ndim}-D {arg} {layout}, got shape {array.shape}")
+    if dtype is None:
+        dtype = array.dtype if array.dtype in _FLOATS else np.dtype(np.float32)
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _check_spatial(shape, name, arg="input"):
+    if shape[1] < 1 or shape[2] < 1 or shape[3] < 1:
+        raise ValueError(f"{name}: {arg} of shape {tuple(shape)} has an empty height, width "
+                         f"or channel dimension")
+
+
+def resolve_padding(padding, kernel_size, strides, dilation, spatial, name):
+    """Padding as ((top, bottom), (left, right)) from any accepted form.
+
+    "valid"; "same" (TensorFlow's rule: the odd cell goes bottom/right); an int;
+    a pair (height, width); or ((top, bottom), (left, right)).
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return tuple(same_padding(n, k, s, d)
+                         for n, k, s, d in zip(spatial, kernel_size, strides, dilation))
+        raise ValueError(f"{name}: padding must be 'valid', 'same', an int, a pair or "
+                         f"((top, bottom), (left, right)), got {padding!r}")
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        p = as_int_tuple(padding, 1, "padding", name, minimum=0)[0]
+        return (p, p), (p, p)
+    try:
+        parts = tuple(padding)
+    except TypeError:
+        parts = ()
+    if len(parts) == 2 and all(isinstance(p, (tuple, list)) for p in parts):
+        top_bottom = as_int_tuple(parts[0], 2, "padding", name, minimum=0)
+        left_right = as_int_tuple(parts[1], 2, "padding", name, minimum=0)
+        return top_bottom, left_right
+    if len(parts) == 2:
+        ph, pw = as_int_tuple(parts, 2, "padding", name, minimum=0)
+        return (ph, ph), (pw, pw)
+    raise ValueError(f"{name}: padding must be 'valid', 'same', an int, a pair or "
+                     f"((top, bottom), (left, right)), got {padding!r}")
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Where a (kh, kw) window slides over an (H, W) input, and the output it makes."""
+    kernel: tuple
+    strides: tuple
+    dilation: tuple
+    padding: tuple          # ((top, bottom), (left, right))
+    input_hw: tuple
+    output_hw: tuple
+
+
+def window_geometry(input_hw, kernel_size, strides, padding, dilation, ceil_mode, name,
+                    kernel_arg="kernel_size"):
+    """Resolve padding and the output size; raise if the output would be empty."""
+    (pt, pb), (pl, pr) = resolve_padding(padding, kernel_size, strides, dilation, input_hw, name)
+    out = tuple(conv_output_length(n, k, s, d, before + after, ceil_mode, before)
+                for n, k, s, d, (before, after)
+                in zip(input_hw, kernel_size, strides, dilation, ((pt, pb), (pl, pr))))
+    if min(out) < 1:
+        raise ValueError(
+            f"{name}: {kernel_arg}={kernel_size} (dilation {dilation}) does not fit the input of "
+            f"height x width {input_hw[0]}x{input_hw[1]} with padding {padding!r}: the output "
+            f"would be {out[0]}x{out[1]}. Use a smaller {kernel_arg}, more padding or "
+            f"padding='same'.")
+    return WindowGeometry(tuple(kernel_size), tuple(strides), tuple(dilation),
+                          ((pt, pb), (pl, pr)), tuple(input_hw), out)
+
+
+def _scratch(rows, cols, dtype):
+    """A (rows, cols) buffer reused across calls on this Python thread (never returned)."""
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < rows * cols:
+        buffer = buffers[dtype] = np.empty(rows * cols, dtype=dtype)
+    return buffer[:rows * cols].reshape(rows, cols)
+
+
+def _images_per_chunk(batch, column_row_bytes):
+    return max(1, min(batch, COLUMN_BUFFER_BYTES // max(column_row_bytes, 1)))
+
+
+# ----------------------------------------------------------------------------- convolution
+
+def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name):
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"{name}: kernel must be 4-D (kh, kw, in_channels, filters), "
+                         f"got shape {kernel.shape}")
+    dtype = float_dtype(kernel.dtype, name)
+    kernel = np.ascontiguousarray(kernel)
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    kh, kw, in_channels, filters = kernel.shape
+    if min(kernel.shape) < 1:
+        raise ValueError(f"{name}: kernel of shape {kernel.shape} has an empty dimension")
+    if x.shape[3] != in_channels:
+        raise ValueError(f"{name}: input has {x.shape[3]} channels (shape {x.shape}) but the "
+                         f"kernel expects {in_channels} (kernel shape {kernel.shape})")
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (filters,) or bias.dtype != dtype:
+            raise ValueError(f"{name}: bias must have shape ({filters},) and dtype {dtype}, "
+                             f"got {bias.shape} {bias.dtype}")
+    strides = as_int_tuple(strides, 2, "strides", name)
+    dilation = as_int_tuple(dilation_rate, 2, "dilation_rate", name)
+    geometry = window_geometry(x.shape[1:3], (kh, kw), strides, padding, dilation, False, name)
+    return x, kernel, bias, geometry
+
+
+def _is_pointwise(geometry):
+    return (geometry.kernel == (1, 1) and geometry.strides == (1, 1)
+            and geometry.padding == ((0, 0), (0, 0)))
+
+
+def _column_args(geometry):
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.strides, geometry.dilation
+    (pt, _), (pl, _) = geometry.padding
+    return kh, kw, sh, sw, dh, dw, pt, pl, geometry.output_hw[0], geometry.output_hw[1]
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, name="conv2d"):
+    """2-D convolution (cross-correlation, like Keras and PyTorch) of NHWC `x`.
+
+    Returns (N, out_h, out_w, filters) in the kernel's dtype.
+    """
+    x, kernel, bias, geometry = _conv_setup(x, kernel, bias, strides, padding, dilation_rate,
+                                            name)
+    n = x.shape[0]
+    out_h, out_w = geometry.output_hw
+    filters = kernel.shape[3]
+    weights = kernel.reshape(-1, filters)
+    out = np.empty((n, out_h, out_w, filters), dtype=kernel.dtype)
+    out_rows = out.reshape(-1, filters)
+    if _is_pointwise(geometry):
+        np.matmul(x.reshape(-1, x.shape[3]), weights, out=out_rows)
+    else:
+        pixels = out_h * out_w
+        chunk = _images_per_chunk(n, pixels * weights.shape[0] * x.itemsize)
+        columns = _scratch(chunk * pixels, weights.shape[0], x.dtype)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            rows = (stop - start) * pixels
+            _conv.im2col(x[start:stop], columns[:rows], *_column_args(geometry),
+                         get_num_threads())
+            np.matmul(columns[:rows], weights, out=out_rows[start * pixels:stop * pixels])
+    if bias is not None:
+        out_rows += bias
+    return out
+
+
+def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
+                    need_input_grad=True, name="conv2d"):
+    """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
+
+    The kernel gradient sums per-chunk products in chunk order, and the chunk
+    size does not depend on the thread count, so results are identical at any
+    number of threads.
+    """
+    x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
+    n = x.shape[0]
+    out_h, out_w = geometry.output_hw
+    filters = kernel.shape[3]
+    grad_out = as_batch(grad_out, kernel.dtype, name, arg="output gradient")
+    if grad_out.shape != (n, out_h, out_w, filters):
+        raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
+                         f"{(n, out_h, out_w, filters)}")
+    weights = kernel.reshape(-1, filters)
+    grad_rows = grad_out.reshape(-1, filters)
+    grad_bias = grad_rows.sum(axis=0)
+    grad_x = np.empty_like(x) if need_input_grad else None
+    if _is_pointwise(geometry):
+        grad_weights = x.reshape(-1, x.shape[3]).T @ grad_rows
+        if need_input_grad:
+            np.matmul(grad_rows, weights.T, out=grad_x.reshape(-1, x.shape[3]))
+        return grad_x, grad_weights.reshape(kernel.shape), grad_bias
+    grad_weights = np.zeros_like(weights)
+    partial = np.empty_like(weights)
+    pixels = out_h * out_w
+    chunk = _images_per_chunk(n, pixels * weights.shape[0] * x.itemsize)
+    columns = _scratch(chunk * pixels, weights.shape[0], x.dtype)
+    args = _column_args(geometry)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        rows = (stop - start) * pixels
+        grad_chunk = grad_rows[start * pixels:stop * pixels]
+        _conv.im2col(x[start:stop], columns[:rows], *args, get_num_threads())
+        np.matmul(columns[:rows].T, grad_chunk, out=partial)
+        grad_weights += partial
+        if need_input_grad:
+            # The columns are spent: reuse the buffer for the column gradient.
+            np.matmul(grad_chunk, weights.T, out=columns[:rows])
+            _conv.col2im(columns[:rows], grad_x[start:stop], *args, get_num_threads())
+    return grad_x, grad_weights.reshape(kernel.shape), grad_bias
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def _pool_geometry(input_shape, pool_size, strides, padding, ceil_mode, name):
+    """Validate pooling arguments against an NHWC input shape; return its WindowGeometry."""
+    _check_spatial(input_shape, name)
+    pool_size = as_int_tuple(pool_size, 2, "pool_size", name)
+    strides = pool_size if strides is None else as_int_tuple(strides, 2, "strides", name)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"{name}: ceil_mode must be True or False, got {ceil_mode!r}")
+    geometry = window_geometry(input_shape[1:3], pool_size, strides, padding, (1, 1),
+                               bool(ceil_mode), name, kernel_arg="pool_size")
+    (pt, pb), (pl, pr) = geometry.padding
+    if max(pt, pb) >= pool_size[0] or max(pl, pr) >= pool_size[1]:
+        raise ValueError(f"{name}: padding {geometry.padding} must be smaller than pool_size "
+                         f"{pool_size} on each side, or some windows would see only padding")
+    return geometry
+
+
+def _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name):
+    x = as_batch(x, dtype, name)
+    return x, _pool_geometry(x.shape, pool_size, strides, padding, ceil_mode, name)
+
+
+def _pool_output(x, geometry, dtype=None):
+    n, _, _, channels = x.shape
+    return np.empty((n, *geometry.output_hw, channels), dtype=dtype or x.dtype)
+
+
+def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dtype=None,
+               name="max_pooling2d"):
+    """Max pooling; returns (output, argmax) where argmax[n, i, j, c] = h * W + w of the winner.
+
+    NaN propagates like PyTorch: a window holding a NaN outputs NaN.
+    """
+    x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
+    out = _pool_output(x, geometry)
+    argmax = _pool_output(x, geometry, np.int64)
+    (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
+    (pt, _), (pl, _) = geometry.padding
+    _pool.max_pool2d_forward(x, out, argmax, kh, kw, sh, sw, pt, pl, get_num_threads())
+    return out, argmax
+
+
+def max_pool2d_backward(grad_out, argmax, input_shape, name="max_pooling2d"):
+    """Gradient of max_pool2d with respect to its input of `input_shape`."""
+    argmax = np.asarray(argmax)
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    n, h, w, channels = (int(v) for v in input_shape)
+    if (argmax.dtype != np.int64 or argmax.shape != grad_out.shape or grad_out.shape[0] != n
+            or grad_out.shape[3] != channels):
+        raise ValueError(f"{name}: output gradient {grad_out.shape} and argmax {argmax.shape} "
+                         f"{argmax.dtype} do not match the input shape {tuple(input_shape)}")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
+        raise ValueError(f"{name}: argmax holds positions outside the {h}x{w} input")
+    grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
+    _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x, get_num_threads())
+    return grad_x
+
+
+def _avg_args(geometry, count_include_pad):
+    (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
+    (pt, pb), (pl, pr) = geometry.padding
+    return kh, kw, sh, sw, pt, pb, pl, pr, bool(count_include_pad)
+
+
+def avg_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False,
+               count_include_pad=False, dtype=None, name="average_pooling2d"):
+    """Average pooling; padded cells count in the divisor only with count_include_pad."""
+    x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
+    out = _pool_output(x, geometry)
+    _pool.avg_pool2d_forward(x, out, *_avg_args(geometry, count_include_pad), get_num_threads())
+    return out
+
+
+def avg_pool2d_backward(grad_out, input_shape, pool_size, strides=None, padding="valid",
+                        ceil_mode=False, count_include_pad=False, name="average_pooling2d"):
+    """Gradient of avg_pool2d with respect to its input of `input_shape`."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = tuple(int(v) for v in input_shape)
+    geometry = _pool_geometry(shape, pool_size, strides, padding, ceil_mode, name)
+    expected = (shape[0], *geometry.output_hw, shape[3])
+    if grad_out.shape != expected:
+        raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected {expected}")
+    grad_x = np.empty(shape, dtype=grad_out.dtype)
+    _pool.avg_pool2d_backward(grad_out, grad_x, *_avg_args(geometry, count_include_pad),
+                              get_num_threads())
+    return grad_x
+
+
+def global_avg_pool2d(x, dtype=None, name="global_average_pooling2d"):
+    """Mean over height and width: (N, H, W, C) -> (N, C)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    h, w = x.shape[1:3]
+    return avg_pool2d(x, (h, w), name=name).reshape(x.shape[0], x.shape[3])
+
+
+def global_avg_pool2d_backward(grad_out, input_shape, name="global_average_pooling2d"):
+    grad_out = as_batch(grad_out, None, name, arg="output gradient", ndim=2)
+    n, h, w, c = (int(v) for v in input_shape)
+    return avg_pool2d_backward(grad_out.reshape(n, 1, 1, c), (n, h, w, c), (h, w), name=name)
+
+
+def global_max_pool2d(x, dtype=None, name="global_max_pooling2d"):
+    """Maximum over height and width: (N, H, W, C) -> ((N, C), argmax)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    out, argmax = max_pool2d(x, x.shape[1:3], name=name)
+    return out.reshape(x.shape[0], x.shape[3]), argmax
+
+
+def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_pooling2d"):
+    grad_out = as_batch(grad_out, None, name, arg="output gradient", ndim=2)
+    n, _, _, c = (int(v) for v in input_shape)
+    return max_pool2d_backward(grad_out.reshape(n, 1, 1, c), argmax, input_shape, name=name)
