@@ -133,7 +133,7 @@ def window_geometry(input_hw, kernel_size, strides, padding, dilation, ceil_mode
     out = tuple(conv_output_length(n, k, s, d, before + after, ceil_mode, before)
                 for n, k, s, d, (before, after)
                 in zip(input_hw, kernel_size, strides, dilation, ((pt, pb), (pl, pr))))
-    if min(out) < 1:
+    if any(v is not None and v < 1 for v in out):
         raise ValueError(
             f"{name}: {kernel_arg}={kernel_size} (dilation {dilation}) does not fit the input of "
             f"height x width {input_hw[0]}x{input_hw[1]} with padding {padding!r}: the output "

@@ -27,7 +27,12 @@ def conv_output_length(length, kernel_size, stride, dilation=1, pad_total=0,
 
 
 def same_padding(length, kernel_size, stride, dilation=1):
-    """TensorFlow/Keras "same" padding as (before, after); the odd cell goes after."""
+    """TensorFlow/Keras "same" padding as (before, after); the odd cell goes after.
+
+    An unknown length (None) has no padding to speak of yet: (0, 0).
+    """
+    if length is None:
+        return 0, 0
     out = math.ceil(length / stride)
     total = max((out - 1) * stride + (kernel_size - 1) * dilation + 1 - length, 0)
     return total // 2, total - total // 2
@@ -70,3 +75,9 @@ def numerical_gradient(f, x, eps=1e-6):
         flat_x[i] = saved
         flat_g[i] = (plus - minus) / (2 * eps)
     return grad
+
+
+def set_random_seed(seed):
+    """Seed convnet's randomness (initializers, Dropout, fit's shuffling), like keras.utils."""
+    from . import random
+    random.set_seed(seed)

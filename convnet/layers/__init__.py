@@ -1,0 +1,17 @@
+"""Keras-named layers; every one implements the Layer interface of layers/base.py."""
+from .base import Layer
+from .convolutional import Conv2D
+from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
+                   ZeroPadding2D)
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
+                      GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+
+Convolution2D = Conv2D
+
+#: every layer class a model file may name; nothing else is ever instantiated on load
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
+    MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D)}
+
+__all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",
+           "GlobalAvgPool2D", "GlobalMaxPool2D"]

@@ -1,0 +1,82 @@
+"""Conv2D."""
+from .. import initializers, ops
+from .base import ActivationMixin
+from .spatial import SpatialLayer, padding_config
+
+
+class Conv2D(ActivationMixin, SpatialLayer):
+    """2-D convolution over NHWC images with a (kh, kw, in, filters) kernel, like Keras.
+
+    ``padding`` takes "valid", "same" (TensorFlow's rule), an int, a pair, or
+    ((top, bottom), (left, right)).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        who = self.describe()
+        self.filters = ops.as_int_tuple(filters, 1, "filters", who)[0]
+        self.kernel_size = ops.as_int_tuple(kernel_size, 2, "kernel_size", who)
+        self.strides = ops.as_int_tuple(strides, 2, "strides", who)
+        self.dilation_rate = ops.as_int_tuple(dilation_rate, 2, "dilation_rate", who)
+        # Validates the form of padding now; the amounts depend on the input size.
+        ops.resolve_padding(padding, self.kernel_size, self.strides, self.dilation_rate,
+                            (None, None), who)
+        self.padding = padding.lower() if isinstance(padding, str) else padding
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        channels = self._to_nhwc_shape(input_shape)[3]
+        if channels is None:
+            raise ValueError(f"{self.describe()}: the channel dimension of the input must be "
+                             f"known to build, got shape {tuple(input_shape)}")
+        self.kernel = self.add_weight((*self.kernel_size, channels, self.filters),
+                                      self.kernel_initializer)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer) \
+            if self.use_bias else None
+
+    def _output_shape_nhwc(self, shape):
+        geometry = ops.window_geometry(shape[1:3], self.kernel_size, self.strides, self.padding,
+                                       self.dilation_rate, False, self.describe())
+        return (shape[0], *geometry.output_hw, self.filters)
+
+    def _call_nhwc(self, x, training):
+        z = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                       name=self.describe())
+        if training:
+            self._cache["x"] = x
+        return z if self.activation is None else self._activate(z, training)
+
+    def _backward_nhwc(self, grad_z, need_input_grad):
+        grad_x, grad_kernel, grad_bias = ops.conv2d_backward(
+            self._cache["x"], self.kernel, grad_z, self.strides, self.padding,
+            self.dilation_rate, need_input_grad, name=self.describe())
+        self.grads[0][...] = grad_kernel
+        if self.use_bias:
+            self.grads[1][...] = grad_bias
+        return grad_x
+
+    def receptive_field_step(self):
+        kernel = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+        return kernel, self.strides
+
+    def macs(self, input_shape):
+        n, h, w, c = self._to_nhwc_shape(input_shape)
+        _, out_h, out_w, _ = self._output_shape_nhwc((n, h, w, c))
+        if out_h is None or out_w is None:
+            return None
+        return out_h * out_w * self.kernel_size[0] * self.kernel_size[1] * c * self.filters
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": padding_config(self.padding), "dilation_rate": list(self.dilation_rate),
+                "activation": self._activation_config(), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+

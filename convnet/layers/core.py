@@ -1,0 +1,226 @@
+"""Input, Dense, Flatten, Activation, ReLU, Softmax, Dropout and ZeroPadding2D."""
+import math
+
+import numpy as np
+
+from .. import activations, initializers, ops, random
+from .base import ActivationMixin, Layer, _shape_tuple
+from .spatial import SpatialLayer, padding_config
+
+
+class InputLayer(Layer):
+    """Declares the shape of one example (no batch axis); None marks a size known only at
+    call time, e.g. ``Input((None, None, 3))`` for images of any size."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype="float32", **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if shape is None:
+            raise ValueError(f"{self.describe()}: shape is required, e.g. Input((28, 28, 1))")
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        self.shape = _shape_tuple(shape, self.describe())
+        self.batch_size = batch_size
+
+    def get_config(self):
+        config = super().get_config()
+        return {**config, "shape": list(self.shape), "batch_size": self.batch_size}
+
+
+def Input(shape=None, batch_size=None, name=None, dtype="float32"):
+    """Keras' ``Input``: begins a Sequential model, fixing the shape of its examples."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+
+
+class Dense(ActivationMixin, Layer):
+    """``activation(x @ kernel + bias)`` over the last axis, kernel (in, units)."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = ops.as_int_tuple(units, 1, "units", self.describe())[0]
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if input_shape[-1] is None:
+            raise ValueError(f"{self.describe()}: the last dimension of the input must be known "
+                             f"to build, got shape {tuple(input_shape)}")
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer)
+        self.bias = self.add_weight((self.units,), self.bias_initializer) \
+            if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, x, training=False):
+        z = x @ self.kernel
+        if self.use_bias:
+            z += self.bias
+        if training:
+            self._cache["x"] = x
+        return z if self.activation is None else self._activate(z, training)
+
+    def _backward(self, grad_z, need_input_grad=True):
+        x = self._cache["x"]
+        x2 = x.reshape(-1, x.shape[-1])
+        g2 = grad_z.reshape(-1, self.units)
+        np.matmul(x2.T, g2, out=self.grads[0])
+        if self.use_bias:
+            self.grads[1][...] = g2.sum(axis=0)
+        return grad_z @ self.kernel.T if need_input_grad else None
+
+    def macs(self, input_shape):
+        rows = math.prod(input_shape[1:-1]) if all(d is not None for d in input_shape[1:-1]) \
+            else None
+        return None if rows is None else rows * input_shape[-1] * self.units
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": self._activation_config(), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...). With data_format="channels_first" the input is
+    first moved to channels_last, so weights keep their order across layouts (as in Keras)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(f"{self.describe()}: data_format must be 'channels_last' or "
+                             f"'channels_first', got {data_format!r}")
+        self.data_format = data_format or "channels_last"
+
+    def compute_output_shape(self, input_shape):
+        self._check_rank(input_shape)
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def call(self, x, training=False):
+        if self.data_format == "channels_first" and x.ndim > 2:
+            x = np.moveaxis(x, 1, -1)
+        return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+
+    def _backward(self, grad_y, need_input_grad=True):
+        shape = self._cache["input_shape"]
+        if self.data_format == "channels_first" and len(shape) > 2:
+            moved = (shape[0], *shape[2:], shape[1])
+            return np.ascontiguousarray(np.moveaxis(grad_y.reshape(moved), -1, 1))
+        return grad_y.reshape(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class Activation(Layer):
+    """Applies an activation function by name, e.g. ``Activation("relu")``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, x, training=False):
+        return self._activate(x, training)
+
+    def _backward(self, grad_z, need_input_grad=True):
+        return grad_z
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class ReLU(Activation):
+    """Keras' ReLU layer: ``max(x, 0)`` with optional max_value, negative_slope, threshold."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        for arg, value in (("max_value", max_value), ("negative_slope", negative_slope),
+                           ("threshold", threshold)):
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"ReLU: {arg} must be a number >= 0, got {value!r}")
+        super().__init__(activations.ReLU(negative_slope, max_value, threshold), **kwargs)
+
+    def get_config(self):
+        config = Layer.get_config(self)
+        return {**config, "max_value": self.activation.max_value,
+                "negative_slope": self.activation.negative_slope,
+                "threshold": self.activation.threshold}
+
+
+class Softmax(Activation):
+    """Softmax over `axis` (default: the last)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        super().__init__(activations.Softmax(axis), **kwargs)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "axis": self.activation.axis}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction `rate` of inputs while training, scaling the rest by 1/(1-rate)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"{self.describe()}: rate must be a number in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._generator = None if seed is None else np.random.default_rng(seed)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            if training:
+                self._cache["mask"] = None
+            return x
+        shape = x.shape if self.noise_shape is None else tuple(
+            x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
+        generator = self._generator or random.generator()
+        keep = generator.random(shape) >= self.rate
+        mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
+        self._cache["mask"] = mask
+        return x * mask
+
+    def _backward(self, grad_y, need_input_grad=True):
+        mask = self._cache["mask"]
+        return grad_y if mask is None else grad_y * mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+                "seed": self.seed}
+
+
+class ZeroPadding2D(SpatialLayer):
+    """Pads images with zeros: an int, (height, width), or ((top, bottom), (left, right))."""
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        if isinstance(padding, str):
+            raise TypeError(f"{self.describe()}: padding must be an int, a pair or "
+                            f"((top, bottom), (left, right)), got {padding!r}")
+        self.padding = ops.resolve_padding(padding, (1, 1), (1, 1), (1, 1), (None, None),
+                                           self.describe())
+
+    def _output_shape_nhwc(self, shape):
+        (t, b), (l, r) = self.padding
+        n, h, w, c = shape
+        return (n, None if h is None else h + t + b, None if w is None else w + l + r, c)
+
+    def _call_nhwc(self, x, training):
+        return np.pad(x, ((0, 0), *self.padding, (0, 0)))
+
+    def _backward_nhwc(self, grad_y, need_input_grad):
+        (t, b), (l, r) = self.padding
+        h, w = grad_y.shape[1] - t - b, grad_y.shape[2] - l - r
+        return np.ascontiguousarray(grad_y[:, t:t + h, l:l + w])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": padding_config(self.padding)}

@@ -1,0 +1,243 @@
+"""convnet.ops (and through it convnet._core) against plain NumPy loops in tests/reference.py."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convnet
+from convnet import ops
+from convnet.utils import numerical_gradient
+
+import reference as ref
+from conftest import TOLERANCE
+
+DTYPES = [np.float32, np.float64]
+
+
+@st.composite
+def conv_configs(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    min_h = max(1, dh * (kh - 1) + 1 - sum(pads[0]))
+    min_w = max(1, dw * (kw - 1) + 1 - sum(pads[1]))
+    h, w = draw(st.integers(min_h, min_h + 7)), draw(st.integers(min_w, min_w + 7))
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    form = draw(st.sampled_from(["explicit", "same", "valid"]))
+    padding = {"explicit": pads, "same": "same", "valid": "valid"}[form]
+    if form == "valid" and (h < dh * (kh - 1) + 1 or w < dw * (kw - 1) + 1):
+        padding = pads
+    dtype = draw(st.sampled_from(DTYPES))
+    return dict(shape=(n, h, w, c), kernel=(kh, kw, c, f), strides=(sh, sw),
+                dilation=(dh, dw), padding=padding, dtype=dtype, seed=draw(st.integers(0, 99)))
+
+
+def _explicit(padding, shape, kernel, strides, dilation):
+    return ops.resolve_padding(padding, kernel[:2], strides, dilation, shape[1:3], "test")
+
+
+@given(conv_configs())
+def test_conv2d_forward_and_backward_match_loops(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal(cfg["shape"]).astype(cfg["dtype"])
+    w = rng.standard_normal(cfg["kernel"]).astype(cfg["dtype"])
+    b = rng.standard_normal(cfg["kernel"][3]).astype(cfg["dtype"])
+    pad = _explicit(cfg["padding"], cfg["shape"], cfg["kernel"], cfg["strides"], cfg["dilation"])
+    expected = ref.conv2d(x, w, b, cfg["strides"], pad, cfg["dilation"])
+    y = ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"])
+    assert y.dtype == cfg["dtype"]
+    np.testing.assert_allclose(y, expected, **TOLERANCE[cfg["dtype"]])
+
+    grad_y = rng.standard_normal(y.shape).astype(cfg["dtype"])
+    gx, gw, gb = ops.conv2d_backward(x, w, grad_y, cfg["strides"], cfg["padding"],
+                                     cfg["dilation"])
+    ex, ew, eb = ref.conv2d_backward(x, w, grad_y, cfg["strides"], pad, cfg["dilation"])
+    for got, want in ((gx, ex), (gw, ew), (gb, eb)):
+        assert got.dtype == cfg["dtype"]
+        np.testing.assert_allclose(got, want, **TOLERANCE[cfg["dtype"]])
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", ((2, 0), (1, 3))])
+def test_conv2d_gradients_match_finite_differences(rng, padding):
+    x = rng.standard_normal((2, 6, 5, 3))
+    w = rng.standard_normal((3, 2, 3, 4))
+    b = rng.standard_normal(4)
+    grad_y = rng.standard_normal(ops.conv2d(x, w, b, (2, 1), padding, (1, 2)).shape)
+
+    def loss(x_, w_, b_):
+        return float(np.sum(ops.conv2d(x_, w_, b_, (2, 1), padding, (1, 2)) * grad_y))
+
+    gx, gw, gb = ops.conv2d_backward(x, w, grad_y, (2, 1), padding, (1, 2))
+    np.testing.assert_allclose(gx, numerical_gradient(lambda v: loss(v, w, b), x), atol=1e-6)
+    np.testing.assert_allclose(gw, numerical_gradient(lambda v: loss(x, v, b), w), atol=1e-6)
+    np.testing.assert_allclose(gb, numerical_gradient(lambda v: loss(x, w, v), b), atol=1e-6)
+
+
+def test_conv2d_pointwise_shortcut_matches_loops(rng):
+    x = rng.standard_normal((3, 4, 5, 6))
+    w = rng.standard_normal((1, 1, 6, 2))
+    grad_y = rng.standard_normal((3, 4, 5, 2))
+    pad = ((0, 0), (0, 0))
+    np.testing.assert_allclose(ops.conv2d(x, w), ref.conv2d(x, w, None, (1, 1), pad, (1, 1)))
+    for got, want in zip(ops.conv2d_backward(x, w, grad_y),
+                         ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
+        np.testing.assert_allclose(got, want)
+
+
+def test_conv2d_chunked_batch_matches_loops(rng, monkeypatch):
+    """A tiny column budget forces one image per chunk: the chunk loop must still be exact."""
+    monkeypatch.setattr(ops, "COLUMN_BUFFER_BYTES", 1)
+    x = rng.standard_normal((5, 6, 6, 2))
+    w = rng.standard_normal((3, 3, 2, 3))
+    grad_y = rng.standard_normal((5, 6, 6, 3))
+    pad = ((1, 1), (1, 1))
+    np.testing.assert_allclose(ops.conv2d(x, w, padding=1),
+                               ref.conv2d(x, w, None, (1, 1), pad, (1, 1)))
+    for got, want in zip(ops.conv2d_backward(x, w, grad_y, padding=1),
+                         ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
+        np.testing.assert_allclose(got, want)
+
+
+@st.composite
+def pool_configs(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pads = ((draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1))),
+            (draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1))))
+    h = draw(st.integers(max(1, kh - sum(pads[0])), 9))
+    w = draw(st.integers(max(1, kw - sum(pads[1])), 9))
+    form = draw(st.sampled_from(["explicit", "same", "valid"]))
+    padding = {"explicit": pads, "same": "same", "valid": "valid"}[form]
+    if form == "valid" and (h < kh or w < kw):
+        padding = pads
+    return dict(shape=(draw(st.integers(1, 3)), h, w, draw(st.integers(1, 5))),
+                pool=(kh, kw), strides=(sh, sw), padding=padding,
+                ceil_mode=draw(st.booleans()), count_include_pad=draw(st.booleans()),
+                dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 99)))
+
+
+@given(pool_configs())
+def test_pooling_forward_and_backward_match_loops(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal(cfg["shape"]).astype(cfg["dtype"])
+    pad = ops.resolve_padding(cfg["padding"], cfg["pool"], cfg["strides"], (1, 1),
+                              cfg["shape"][1:3], "test")
+    common = dict(pool_size=cfg["pool"], strides=cfg["strides"], padding=cfg["padding"],
+                  ceil_mode=cfg["ceil_mode"])
+    tol = TOLERANCE[cfg["dtype"]]
+
+    y, argmax = ops.max_pool2d(x, **common)
+    want_y, where = ref.max_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"])
+    np.testing.assert_array_equal(y, want_y.astype(cfg["dtype"]))
+    grad_y = rng.standard_normal(y.shape).astype(cfg["dtype"])
+    np.testing.assert_allclose(ops.max_pool2d_backward(grad_y, argmax, x.shape),
+                               ref.max_pool2d_backward(x.shape, where, grad_y), **tol)
+
+    y = ops.avg_pool2d(x, count_include_pad=cfg["count_include_pad"], **common)
+    np.testing.assert_allclose(
+        y, ref.avg_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"],
+                          cfg["count_include_pad"]), **tol)
+    np.testing.assert_allclose(
+        ops.avg_pool2d_backward(grad_y, x.shape, count_include_pad=cfg["count_include_pad"],
+                                **common),
+        ref.avg_pool2d_backward(x.shape, grad_y, cfg["pool"], cfg["strides"], pad,
+                                cfg["ceil_mode"], cfg["count_include_pad"]), **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_propagates_nan_and_routes_like_pytorch(dtype):
+    x = np.array([1.0, np.nan, 3.0, np.nan, -np.inf, -np.inf, 2.0, 0.5],
+                 dtype=dtype).reshape(1, 2, 4, 1)
+    y, argmax = ops.max_pool2d(x, (1, 2))
+    # A window with a NaN gives NaN; the last NaN wins; an all -inf window gives -inf
+    # and routes its gradient to the window's first cell.
+    np.testing.assert_array_equal(y.ravel(), np.array([np.nan, np.nan, -np.inf, 2.0], dtype))
+    np.testing.assert_array_equal(argmax.ravel(), [1, 3, 4, 6])
+    grad_x = ops.max_pool2d_backward(np.ones_like(y), argmax, x.shape)
+    np.testing.assert_array_equal(grad_x.ravel(), [0, 1, 0, 1, 1, 0, 1, 0])
+
+
+def test_max_pool_ties_go_to_the_first_cell():
+    x = np.full((1, 2, 2, 1), 7.0)
+    grad_x = ops.max_pool2d_backward(np.ones((1, 1, 1, 1)), ops.max_pool2d(x, 2)[1], x.shape)
+    np.testing.assert_array_equal(grad_x.ravel(), [1, 0, 0, 0])
+
+
+def test_global_pooling_matches_numpy(rng):
+    x = rng.standard_normal((3, 5, 4, 6))
+    np.testing.assert_allclose(ops.global_avg_pool2d(x), x.mean(axis=(1, 2)))
+    grad_y = rng.standard_normal((3, 6))
+    np.testing.assert_allclose(ops.global_avg_pool2d_backward(grad_y, x.shape),
+                               np.broadcast_to(grad_y[:, None, None, :] / 20, x.shape))
+    y, argmax = ops.global_max_pool2d(x)
+    np.testing.assert_array_equal(y, x.max(axis=(1, 2)))
+    expected = (x == x.max(axis=(1, 2), keepdims=True)) * grad_y[:, None, None, :]
+    np.testing.assert_array_equal(ops.global_max_pool2d_backward(grad_y, argmax, x.shape),
+                                  expected)
+
+
+def test_pooling_gradients_match_finite_differences(rng):
+    x = rng.standard_normal((2, 7, 6, 3))
+    grad_y = rng.standard_normal(ops.avg_pool2d(x, 3, 2, 1, ceil_mode=True).shape)
+    numeric = numerical_gradient(
+        lambda v: float(np.sum(ops.avg_pool2d(v, 3, 2, 1, ceil_mode=True) * grad_y)), x)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(grad_y, x.shape, 3, 2, 1, True), numeric,
+                               atol=1e-7)
+    y, argmax = ops.max_pool2d(x, 3, 2, 1)
+    grad_y = rng.standard_normal(y.shape)
+    numeric = numerical_gradient(lambda v: float(np.sum(ops.max_pool2d(v, 3, 2, 1)[0] * grad_y)),
+                                 x)
+    np.testing.assert_allclose(ops.max_pool2d_backward(grad_y, argmax, x.shape), numeric,
+                               atol=1e-7)
+
+
+def _all_kernels(rng, dtype):
+    x = rng.standard_normal((9, 13, 11, 5)).astype(dtype)
+    w = rng.standard_normal((3, 3, 5, 7)).astype(dtype)
+    y = ops.conv2d(x, w, None, 2, "same", 1)
+    grads = ops.conv2d_backward(x, w, np.ones_like(y) * 0.1, 2, "same", 1)
+    pooled, argmax = ops.max_pool2d(x, 3, 2, "same")
+    averaged = ops.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+    return [y, *grads, pooled, argmax, ops.max_pool2d_backward(pooled, argmax, x.shape),
+            averaged, ops.avg_pool2d_backward(averaged, x.shape, 3, 2, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_results_are_bit_identical_at_one_and_two_threads(threads, dtype):
+    convnet.set_num_threads(1)
+    single = _all_kernels(np.random.default_rng(5), dtype)
+    convnet.set_num_threads(2)
+    double = _all_kernels(np.random.default_rng(5), dtype)
+    for a, b in zip(single, double):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_read_only_and_strided_inputs_are_accepted(rng):
+    x = rng.standard_normal((2, 8, 8, 3))
+    w = rng.standard_normal((3, 3, 3, 2))
+    expected = ref.conv2d(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1))
+    x.flags.writeable = False
+    w.flags.writeable = False
+    np.testing.assert_allclose(ops.conv2d(x, w), expected)
+    flipped = np.ascontiguousarray(x[:, ::-1])[:, ::-1]       # a negative-stride view of x
+    np.testing.assert_allclose(ops.conv2d(flipped, w), expected)
+    big_endian = x.astype(">f8")
+    np.testing.assert_allclose(ops.conv2d(big_endian, w), expected)
+
+
+def test_uint8_input_is_cast_exactly():
+    x = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1) * 7
+    y, _ = ops.max_pool2d(x, 2)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ref.max_pool2d(x.astype(np.float64), (2, 2), (2, 2),
+                                                    ((0, 0), (0, 0)))[0])
+
+
+def test_set_num_threads_rejects_bad_values(threads):
+    with pytest.raises(ValueError, match=">= 1"):
+        convnet.set_num_threads(0)
+    with pytest.raises(TypeError, match="int"):
+        convnet.set_num_threads(1.5)
+    convnet.set_num_threads(2)
+    assert convnet.get_num_threads() == 2
