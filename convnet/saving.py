@@ -6,15 +6,16 @@ Layout (all integers little-endian)::
     8 bytes   header length H (uint64)
     H bytes   UTF-8 JSON header: format version, kind ("model" or "weights"),
               the model config and compile settings (kind "model"), and one
-              {"dtype", "shape", "offset", "nbytes"} entry per weight array,
-              plus the SHA-256 of the payload
+              {"dtype", "shape", "offset", "nbytes"} entry per weight array
     payload   the weight arrays' raw bytes, one after another
+    32 bytes  SHA-256 of everything before it
 
 Loading never unpickles and never imports or runs code named by the file:
 layer classes come only from ``convnet.layers.LAYER_CLASSES``. Every header
 field is checked against the file's real size before anything is allocated;
-the payload's checksum must match; every array's shape and dtype must equal
-the one the architecture builds. Saving writes a temporary file beside the
+the checksum (a corrupted or truncated file) is checked before anything is
+parsed; every array's shape and dtype must equal the one the architecture
+builds. Saving writes a temporary file beside the
 target, fsyncs it and ``os.replace``s it into place, so an interrupted save
 leaves the previous file whole.
 """
@@ -33,6 +34,7 @@ from .layers import LAYER_CLASSES
 MAGIC = b"CONVNET\x01"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 << 20
+DIGEST_BYTES = 32
 _DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 _OPTIMIZERS = {"SGD": optimizers.SGD, "Adam": optimizers.Adam, "RMSprop": optimizers.RMSprop}
 _SCHEDULES = {cls.__name__: cls for cls in (optimizers.ExponentialDecay,
@@ -51,13 +53,14 @@ def _write_atomically(filepath, header, arrays):
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     directory = os.path.dirname(os.path.abspath(filepath))
     fd, tmp_path = tempfile.mkstemp(prefix=".convnet-", suffix=".tmp", dir=directory)
+    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
-            f.write(struct.pack("<Q", len(header_bytes)))
-            f.write(header_bytes)
-            for array in arrays:
-                f.write(array.tobytes())
+            for chunk in (MAGIC, struct.pack("<Q", len(header_bytes)), header_bytes,
+                          *(memoryview(a).cast("B") for a in arrays)):
+                digest.update(chunk)
+                f.write(chunk)
+            f.write(digest.digest())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, filepath)
@@ -70,16 +73,15 @@ def _write_atomically(filepath, header, arrays):
 
 
 def _weights_header(arrays):
-    entries, offset, digest = [], 0, hashlib.sha256()
-    little = []
+    """Header entries for `arrays`, and the arrays as contiguous little-endian data."""
+    entries, offset, stored = [], 0, []
     for array in arrays:
         array = np.ascontiguousarray(array, dtype=_DTYPES[array.dtype.name])
         entries.append({"dtype": array.dtype.name, "shape": list(array.shape),
                         "offset": offset, "nbytes": array.nbytes})
         offset += array.nbytes
-        digest.update(array.tobytes())
-        little.append(array)
-    return entries, digest.hexdigest(), little
+        stored.append(array)
+    return entries, stored
 
 
 def _compile_config(model):
@@ -95,19 +97,19 @@ def save_model(model, filepath):
     if not model.built:
         raise ValueError(f"save: Sequential '{model.name}' has not been built yet; there are "
                          f"no weights to save")
-    entries, digest, arrays = _weights_header(model.weights)
+    entries, arrays = _weights_header(model.weights)
     header = {"format": "convnet", "version": FORMAT_VERSION, "kind": "model",
               "config": model.get_config(), "compile": _compile_config(model),
-              "weights": entries, "sha256": digest}
+              "weights": entries}
     _write_atomically(filepath, header, arrays)
 
 
 def save_weights(model, filepath):
     if not model.built:
         raise ValueError(f"save_weights: Sequential '{model.name}' has not been built yet")
-    entries, digest, arrays = _weights_header(model.weights)
+    entries, arrays = _weights_header(model.weights)
     header = {"format": "convnet", "version": FORMAT_VERSION, "kind": "weights",
-              "weights": entries, "sha256": digest}
+              "weights": entries}
     _write_atomically(filepath, header, arrays)
 
 
@@ -121,16 +123,33 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _check_digest(f, size, filepath):
+    """Compare the trailing SHA-256 with the file's contents, reading in bounded chunks."""
+    digest = hashlib.sha256()
+    f.seek(0)
+    remaining = size - DIGEST_BYTES
+    while remaining:
+        chunk = f.read(min(remaining, 1 << 20))
+        if not chunk:
+            _fail(filepath, "the file changed while it was read")
+        digest.update(chunk)
+        remaining -= len(chunk)
+    if f.read(DIGEST_BYTES) != digest.digest():
+        _fail(filepath, "its checksum does not match (the file is truncated or corrupted)")
+
+
 def _read(filepath):
     """(header, list of arrays) after checking every field against the file itself."""
     with open(filepath, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if size < 16 or f.read(8) != MAGIC:
+        if size < 16 + DIGEST_BYTES or f.read(8) != MAGIC:
             _fail(filepath, "it does not start with the convnet magic bytes")
+        _check_digest(f, size, filepath)
+        f.seek(8)
         (header_length,) = struct.unpack("<Q", f.read(8))
-        if header_length > min(size - 16, MAX_HEADER_BYTES):
-            _fail(filepath, f"the header claims {header_length} bytes but the file has "
-                            f"{size - 16} after the preamble")
+        payload_size = size - 16 - DIGEST_BYTES - header_length
+        if header_length > MAX_HEADER_BYTES or payload_size < 0:
+            _fail(filepath, f"the header claims {header_length} bytes, more than the file has")
         try:
             header = json.loads(f.read(header_length).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -143,7 +162,6 @@ def _read(filepath):
         entries = header.get("weights")
         if not isinstance(entries, list):
             _fail(filepath, "the header has no list of weights")
-        payload_size = size - 16 - header_length
         offset = 0
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
@@ -157,14 +175,10 @@ def _read(filepath):
             offset += nbytes
             if offset > payload_size:
                 _fail(filepath, f"weight {i} ends at byte {offset} of a {payload_size}-byte "
-                                f"payload (truncated file or forged sizes)")
+                                f"payload (forged sizes)")
         if offset != payload_size:
             _fail(filepath, f"the payload has {payload_size} bytes but the weights take {offset}")
         payload = f.read(payload_size)
-    if len(payload) != payload_size:
-        _fail(filepath, "the file changed while it was read")
-    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        _fail(filepath, "the weights' checksum does not match (the file is corrupted)")
     arrays = [np.frombuffer(payload, dtype=_DTYPES[e["dtype"]], count=math.prod(e["shape"]),
                             offset=e["offset"]).reshape(e["shape"]).copy() for e in entries]
     return header, arrays

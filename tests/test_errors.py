@@ -1,0 +1,128 @@
+"""A table of bad inputs: each gets a ValueError/TypeError naming the layer and argument,
+raised in Python before any compiled kernel runs (bounds checks are off in _core)."""
+import numpy as np
+import pytest
+
+import convnet as keras
+from convnet import layers, ops
+
+X = np.zeros((2, 8, 8, 3), dtype=np.float32)
+W = np.zeros((3, 3, 3, 4), dtype=np.float32)
+
+BAD_OPS = {
+    "3-D input": (lambda: ops.conv2d(X[0], W), ValueError, "4-D input"),
+    "channel mismatch": (lambda: ops.conv2d(np.zeros((1, 8, 8, 2)), W), ValueError,
+                         "2 channels"),
+    "kernel larger than the padded input": (lambda: ops.conv2d(np.zeros((1, 2, 2, 3)), W),
+                                            ValueError, "does not fit"),
+    "zero stride": (lambda: ops.conv2d(X, W, strides=0), ValueError, "strides must be >= 1"),
+    "negative dilation": (lambda: ops.conv2d(X, W, dilation_rate=-1), ValueError,
+                          "dilation_rate"),
+    "float stride": (lambda: ops.conv2d(X, W, strides=1.5), TypeError, "strides"),
+    "bool stride": (lambda: ops.conv2d(X, W, strides=True), TypeError, "strides"),
+    "negative padding": (lambda: ops.conv2d(X, W, padding=-1), ValueError, "padding"),
+    "unknown padding": (lambda: ops.conv2d(X, W, padding="full"), ValueError, "padding"),
+    "three-part padding": (lambda: ops.conv2d(X, W, padding=(1, 2, 3)), ValueError, "padding"),
+    "empty height": (lambda: ops.conv2d(np.zeros((1, 0, 8, 3)), W), ValueError, "empty"),
+    "complex input": (lambda: ops.conv2d(X.astype(complex), W), TypeError, "real numbers"),
+    "string input": (lambda: ops.max_pool2d(np.full((1, 2, 2, 1), "a"), 2), TypeError,
+                     "real numbers"),
+    "integer kernel": (lambda: ops.conv2d(X, W.astype(int)), TypeError, "dtype"),
+    "bias of wrong size": (lambda: ops.conv2d(X, W, np.zeros(3, np.float32)), ValueError,
+                           "bias"),
+    "gradient of wrong shape": (lambda: ops.conv2d_backward(X, W, np.zeros((2, 6, 6, 5))),
+                                ValueError, "output gradient"),
+    "pool window larger than input": (lambda: ops.max_pool2d(X, 9), ValueError, "pool_size"),
+    "pool padding as large as the window": (lambda: ops.avg_pool2d(X, 2, padding=2),
+                                            ValueError, "smaller than pool_size"),
+    "forged argmax": (lambda: ops.max_pool2d_backward(np.ones((1, 1, 1, 1)),
+                                                      np.full((1, 1, 1, 1), 99), (1, 2, 2, 1)),
+                      ValueError, "outside"),
+    "argmax of wrong dtype": (lambda: ops.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, 2, 2, 1)), ValueError,
+        "argmax"),
+    "non-bool ceil_mode": (lambda: ops.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
+                           "ceil_mode"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPS))
+def test_bad_kernel_arguments_raise_clear_errors(case):
+    call, error, message = BAD_OPS[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+BAD_LAYERS = {
+    "zero filters": (lambda: layers.Conv2D(0, 3), ValueError, "filters"),
+    "bad kernel_size": (lambda: layers.Conv2D(4, (3, 3, 3)), TypeError, "kernel_size"),
+    "bad data_format": (lambda: layers.Conv2D(4, 3, data_format="nchw"), ValueError,
+                        "data_format"),
+    "unknown activation": (lambda: layers.Dense(4, activation="relu7"), ValueError,
+                           "activation"),
+    "dropout rate 1": (lambda: layers.Dropout(1.0), ValueError, "rate"),
+    "bad dtype": (lambda: layers.Dense(4, dtype="int8"), TypeError, "dtype"),
+    "unknown keyword": (lambda: layers.Dense(4, unitz=3), TypeError, "unitz"),
+    "pool_size 0": (lambda: layers.MaxPooling2D(0), ValueError, "pool_size"),
+    "wrong rank into Conv2D": (lambda: layers.Conv2D(2, 3)(np.zeros((4, 4, 3))), ValueError,
+                               "Conv2D 'conv2d.*4-D"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAYERS))
+def test_bad_layer_arguments_raise_clear_errors(case):
+    call, error, message = BAD_LAYERS[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def _compiled():
+    model = keras.Sequential([keras.Input((4, 4, 1)), layers.Flatten(),
+                              layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    return model
+
+
+BAD_DATA = {
+    "labels out of range": (lambda m: m.fit(np.zeros((4, 4, 4, 1)), np.array([0, 1, 2, 3]),
+                                            verbose=0), ValueError, r"in \[0, 3\)"),
+    "negative labels": (lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.array([0, -1]), verbose=0),
+                        ValueError, "labels"),
+    "labels of wrong shape": (lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.zeros((2, 3)),
+                                              verbose=0), ValueError, "labels of shape"),
+    "mismatched lengths": (lambda m: m.fit(np.zeros((3, 4, 4, 1)), np.zeros(2, int),
+                                           verbose=0), ValueError, "3 samples but y has 2"),
+    "empty batch": (lambda m: m.fit(np.zeros((0, 4, 4, 1)), np.zeros(0, int), verbose=0),
+                    ValueError, "empty"),
+    "wrong image size": (lambda m: m.predict(np.zeros((1, 5, 5, 1))), ValueError,
+                         "built for inputs"),
+    "zero batch size": (lambda m: m.predict(np.zeros((1, 4, 4, 1)), batch_size=0), ValueError,
+                        "batch_size"),
+    "uncompiled fit": (lambda m: keras.Sequential([layers.Dense(2)]).fit(np.zeros((1, 2)),
+                                                                         np.zeros(1)),
+                       ValueError, "compile"),
+    "one-hot targets for the sparse loss": (
+        lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.eye(3)[:2], verbose=0), ValueError,
+        "labels of shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_training_data_raises_clear_errors(case):
+    call, error, message = BAD_DATA[case]
+    with pytest.raises(error, match=message):
+        call(_compiled())
+
+
+def test_nan_input_propagates_like_pytorch_instead_of_failing():
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    x[0, 0, 0, 0] = np.nan
+    y = layers.MaxPooling2D(2)(x)
+    assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 1, 1, 0])
+
+
+def test_float16_and_bool_inputs_are_cast_to_the_layer_dtype():
+    model = keras.Sequential([keras.Input((4, 4, 1)), layers.Flatten(), layers.Dense(2)])
+    expected = model.predict(np.ones((1, 4, 4, 1), np.float32))
+    assert model.predict(np.ones((1, 4, 4, 1), np.float16)).tobytes() == expected.tobytes()
+    assert model.predict(np.ones((1, 4, 4, 1), bool)).tobytes() == expected.tobytes()

@@ -1,0 +1,163 @@
+"""Model files: exact round trips, and every broken or forged file rejected with a clear error."""
+import hashlib
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import convnet as keras
+from convnet import layers
+from convnet.saving import MAGIC, ModelFileError
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(3, 3, activation="relu"),
+                              layers.MaxPooling2D(2), layers.Flatten(),
+                              layers.Dense(4, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    return model
+
+
+def test_save_and_load_round_trip_bit_exactly(tmp_path, rng):
+    model = _model()
+    x = rng.standard_normal((5, 8, 8, 2)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.load_model(path)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert loaded.predict(x).tobytes() == model.predict(x).tobytes()
+    assert loaded.get_config() == model.get_config()
+    assert isinstance(loaded.optimizer, keras.optimizers.Adam)
+    assert loaded.optimizer.learning_rate == 0.01
+    loaded.fit(x, np.arange(5) % 4, verbose=0)        # compiled as saved
+
+
+def test_weights_round_trip(tmp_path):
+    model, other = _model(), _model()
+    other.set_weights([w + 1 for w in other.get_weights()])
+    model.save_weights(tmp_path / "w.bin")
+    other.load_weights(tmp_path / "w.bin")
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def _saved_bytes(tmp_path):
+    path = tmp_path / "m.keras"
+    _model().save(path)
+    return path, path.read_bytes()
+
+
+def _with_digest(body):
+    return body + hashlib.sha256(body).digest()
+
+
+def _forge(data, change):
+    """Rewrite the JSON header of a saved file with `change` applied, as an attacker would:
+    with a valid checksum, so the loader's own checks are what must refuse it."""
+    (length,) = struct.unpack("<Q", data[8:16])
+    header = json.loads(data[16:16 + length])
+    change(header)
+    new = json.dumps(header).encode()
+    return _with_digest(MAGIC + struct.pack("<Q", len(new)) + new + data[16 + length:-32])
+
+
+def _set_weight(i, key, value):
+    def change(header):
+        header["weights"][i][key] = value
+    return change
+
+
+def _set_layer(key, value, index=1):
+    def change(header):
+        header["config"]["layers"][index][key] = value
+    return change
+
+
+FORGERIES = {
+    "huge declared shape": (_set_weight(0, "shape", [2 ** 40, 2 ** 20]), "invalid shape|size"),
+    "huge nbytes": (_set_weight(0, "nbytes", 2 ** 62), "size or offset"),
+    "wrong dtype": (_set_weight(0, "dtype", "object"), "dtype"),
+    "int dtype": (_set_weight(0, "dtype", "int64"), "dtype"),
+    "shape that does not fit the architecture": (
+        _set_weight(0, "shape", [3, 3, 2, 3, 1]), "expects"),
+    "unknown layer": (_set_layer("class_name", "os.system"), "unknown layer"),
+    "unknown layer argument": (_set_layer("config", {"filters": 3, "kernel_size": 3,
+                                                     "evil": "__import__('os')"}),
+                               "invalid config"),
+    "unknown version": (lambda h: h.update(version=99), "version"),
+    "unknown optimizer": (lambda h: h["compile"].update(optimizer={"class_name": "Evil"}),
+                          "optimizer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGERIES))
+def test_forged_headers_are_rejected(tmp_path, case):
+    path, data = _saved_bytes(tmp_path)
+    change, message = FORGERIES[case]
+    path.write_bytes(_forge(data, change))
+    with pytest.raises(ModelFileError, match=message):
+        keras.load_model(path)
+
+
+def test_every_truncation_is_rejected(tmp_path):
+    path, data = _saved_bytes(tmp_path)
+    for cut in sorted({0, 4, 8, 15, 16, 40, len(data) // 2, len(data) - 1}):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError):
+            keras.load_model(path)
+
+
+def test_flipped_bytes_are_rejected(tmp_path):
+    path, data = _saved_bytes(tmp_path)
+    rng = np.random.default_rng(0)
+    for position in rng.choice(len(data), 60, replace=False):
+        broken = bytearray(data)
+        broken[position] ^= 0x5A
+        path.write_bytes(bytes(broken))
+        with pytest.raises(ModelFileError):
+            keras.load_model(path)
+
+
+def test_a_pickle_is_never_unpickled(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.keras"
+    path.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ModelFileError, match="magic"):
+        keras.load_model(path)
+    path.write_bytes(_with_digest(MAGIC + struct.pack("<Q", 10) + pickle.dumps(Boom())[:10]))
+    with pytest.raises(ModelFileError):
+        keras.load_model(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_weights_file_refused_by_load_model_and_mismatch_refused(tmp_path):
+    model = _model()
+    model.save_weights(tmp_path / "w")
+    with pytest.raises(ModelFileError, match="weights only"):
+        keras.load_model(tmp_path / "w")
+    other = keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(5, 3), layers.Flatten(),
+                              layers.Dense(4)])
+    with pytest.raises(ModelFileError, match="expects"):
+        other.load_weights(tmp_path / "w")
+
+
+def test_a_failed_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path, data = _saved_bytes(tmp_path)
+    model = _model()
+
+    def broken_replace(src, dst):
+        raise OSError("disk pulled out")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        model.save(path)
+    assert path.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]   # no temporary file left
