@@ -9,6 +9,13 @@ import numpy as np
 _EPSILON = 1e-7  # Keras' clip for probabilities
 
 
+def _numeric_targets(y_true, loss_name):
+    y_true = np.asarray(y_true)
+    if y_true.dtype.kind not in "biuf":
+        raise TypeError(f"{loss_name}: targets must be numbers, got dtype {y_true.dtype}")
+    return y_true
+
+
 def _log_softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -94,9 +101,7 @@ class CategoricalCrossentropy(_CrossEntropy):
     name = "categorical_crossentropy"
 
     def _check(self, y_true, y_pred):
-        y_true = np.asarray(y_true)
-        if y_true.dtype.kind not in "biuf":
-            raise TypeError(f"{self.name}: targets must be numbers, got dtype {y_true.dtype}")
+        y_true = _numeric_targets(y_true, self.name)
         if y_true.shape != y_pred.shape or y_pred.ndim != 2:
             hint = (" (integer labels? use sparse_categorical_crossentropy or to_categorical)"
                     if y_true.ndim == 1 else "")
@@ -115,9 +120,7 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def _check(self, y_true, y_pred):
-        y_true = np.asarray(y_true)
-        if y_true.dtype.kind not in "biuf":
-            raise TypeError(f"{self.name}: targets must be numbers, got dtype {y_true.dtype}")
+        y_true = _numeric_targets(y_true, self.name)
         if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
             y_true = y_true[..., None]
         if y_true.shape != y_pred.shape:

@@ -12,7 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import activations as activations_module
-from .. import ops
+from .. import initializers, ops
 
 _name_counts = defaultdict(int)
 
@@ -227,14 +227,25 @@ class Layer:
         return 0
 
 
-class ActivationMixin:
-    """For layers with an ``activation=`` argument (Dense, Conv2D)."""
+class KernelMixin:
+    """What Dense and Conv2D share: activation(x * kernel + bias) and its four options."""
 
-    def _set_activation(self, activation):
+    def _configure_kernel(self, activation, use_bias, kernel_initializer, bias_initializer):
         self.activation = activations_module.get(activation)
         if isinstance(self.activation, activations_module.Linear):
             self.activation = None
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
 
-    def _activation_config(self):
-        return "linear" if self.activation is None else activations_module.serialize(
-            self.activation)
+    def _add_kernel_and_bias(self, kernel_shape):
+        self.kernel = self.add_weight(kernel_shape, self.kernel_initializer)
+        self.bias = (self.add_weight((kernel_shape[-1],), self.bias_initializer)
+                     if self.use_bias else None)
+
+    def _kernel_config(self):
+        activation = ("linear" if self.activation is None
+                      else activations_module.serialize(self.activation))
+        return {"activation": activation, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}

@@ -1,10 +1,10 @@
 """Conv2D."""
-from .. import initializers, ops
-from .base import ActivationMixin
+from .. import ops
+from .base import KernelMixin
 from .spatial import SpatialLayer, padding_config
 
 
-class Conv2D(ActivationMixin, SpatialLayer):
+class Conv2D(KernelMixin, SpatialLayer):
     """2-D convolution over NHWC images with a (kh, kw, in, filters) kernel, like Keras.
 
     ``padding`` takes "valid", "same" (TensorFlow's rule), an int, a pair, or
@@ -24,10 +24,7 @@ class Conv2D(ActivationMixin, SpatialLayer):
         ops.resolve_padding(padding, self.kernel_size, self.strides, self.dilation_rate,
                             (None, None), who)
         self.padding = padding.lower() if isinstance(padding, str) else padding
-        self._set_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -35,10 +32,7 @@ class Conv2D(ActivationMixin, SpatialLayer):
         if channels is None:
             raise ValueError(f"{self.describe()}: the channel dimension of the input must be "
                              f"known to build, got shape {tuple(input_shape)}")
-        self.kernel = self.add_weight((*self.kernel_size, channels, self.filters),
-                                      self.kernel_initializer)
-        self.bias = self.add_weight((self.filters,), self.bias_initializer) \
-            if self.use_bias else None
+        self._add_kernel_and_bias((*self.kernel_size, channels, self.filters))
 
     def _output_shape_nhwc(self, shape):
         geometry = ops.window_geometry(shape[1:3], self.kernel_size, self.strides, self.padding,
@@ -75,8 +69,6 @@ class Conv2D(ActivationMixin, SpatialLayer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": padding_config(self.padding), "dilation_rate": list(self.dilation_rate),
-                "activation": self._activation_config(), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "padding": padding_config(self.padding),
+                "dilation_rate": list(self.dilation_rate), **self._kernel_config()}
 

@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from .. import activations, initializers, ops, random
-from .base import ActivationMixin, Layer, _shape_tuple
+from .. import activations, ops, random
+from .base import KernelMixin, Layer, _shape_tuple
 from .spatial import SpatialLayer, padding_config
 
 
@@ -31,26 +31,21 @@ def Input(shape=None, batch_size=None, name=None, dtype="float32"):
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
 
 
-class Dense(ActivationMixin, Layer):
+class Dense(KernelMixin, Layer):
     """``activation(x @ kernel + bias)`` over the last axis, kernel (in, units)."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.units = ops.as_int_tuple(units, 1, "units", self.describe())[0]
-        self._set_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape):
         super().build(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"{self.describe()}: the last dimension of the input must be known "
                              f"to build, got shape {tuple(input_shape)}")
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer)
-        self.bias = self.add_weight((self.units,), self.bias_initializer) \
-            if self.use_bias else None
+        self._add_kernel_and_bias((input_shape[-1], self.units))
 
     def compute_output_shape(self, input_shape):
         self._check_rank(input_shape)
@@ -79,10 +74,7 @@ class Dense(ActivationMixin, Layer):
         return None if rows is None else rows * input_shape[-1] * self.units
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "activation": self._activation_config(), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+        return {**super().get_config(), "units": self.units, **self._kernel_config()}
 
 
 class Flatten(Layer):
