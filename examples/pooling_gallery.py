@@ -47,5 +47,6 @@ titles.append("stride 4")
 
 os.makedirs(args.out, exist_ok=True)
 path = os.path.join(args.out, "pooling_gallery.png")
-plot.image_grid(rows, titles, path, suptitle="Pooling a photo: max keeps the brightest cell of each window, average the mean")
+plot.image_grid(rows, titles, path, suptitle="Pooling a photo: max keeps each window's "
+                                             "brightest cell, average its mean")
 print(f"saved {path}")

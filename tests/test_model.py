@@ -113,7 +113,8 @@ def test_fit_is_reproducible_with_a_seed_and_reports_history():
     def train():
         keras.utils.set_random_seed(42)
         model = keras.Sequential([keras.Input((10, 10, 1)), layers.Conv2D(4, 3, activation="relu"),
-                                  layers.GlobalMaxPooling2D(), layers.Dense(2, activation="softmax")])
+                                  layers.GlobalMaxPooling2D(),
+                                  layers.Dense(2, activation="softmax")])
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
         history = model.fit(x, y, batch_size=32, epochs=3, verbose=0, validation_split=0.25)
         return model, history
