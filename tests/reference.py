@@ -17,41 +17,41 @@ def output_length(n, k, s, d, before, after, ceil_mode=False):
     return out
 
 
-def conv2d(x, w, b, stride, padding, dilation):
+def _taps(x_shape, w_shape, stride, padding, dilation):
+    """For each kernel tap (p, q): the slices of the padded input it meets, one per output."""
     (sh, sw), (dh, dw), ((pt, pb), (pl, pr)) = stride, dilation, padding
-    n, h, wid, _ = x.shape
-    kh, kw, _, f = w.shape
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    oh = output_length(h, kh, sh, dh, pt, pb)
-    ow = output_length(wid, kw, sw, dw, pl, pr)
-    y = np.zeros((n, oh, ow, f), dtype=np.float64)
-    for b_ in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for p in range(kh):
-                    for q in range(kw):
-                        y[b_, i, j] += xp[b_, i * sh + p * dh, j * sw + q * dw] @ w[p, q]
+    kh, kw = w_shape[:2]
+    oh = output_length(x_shape[1], kh, sh, dh, pt, pb)
+    ow = output_length(x_shape[2], kw, sw, dw, pl, pr)
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+            yield p, q, rows, cols
+
+
+def conv2d(x, w, b, stride, padding, dilation):
+    """y[n, i, j] = sum over taps (p, q) of xpad[n, i*s + p*d, j*s + q*d] @ w[p, q] (+ b)."""
+    ((pt, pb), (pl, pr)) = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    y = 0
+    for p, q, rows, cols in _taps(x.shape, w.shape, stride, padding, dilation):
+        y = y + xp[:, rows, cols] @ w[p, q].astype(np.float64)
     return y + (0 if b is None else b)
 
 
 def conv2d_backward(x, w, grad_y, stride, padding, dilation):
-    (sh, sw), (dh, dw), ((pt, pb), (pl, pr)) = stride, dilation, padding
-    kh, kw = w.shape[:2]
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))).astype(np.float64)
+    """The adjoint of conv2d, tap by tap: scatter into the padded input, correlate for w."""
+    ((pt, pb), (pl, pr)) = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    g = grad_y.astype(np.float64)
     gxp = np.zeros_like(xp)
     gw = np.zeros(w.shape, dtype=np.float64)
-    n, oh, ow, _ = grad_y.shape
-    for b_ in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                g = grad_y[b_, i, j]
-                for p in range(kh):
-                    for q in range(kw):
-                        r, c = i * sh + p * dh, j * sw + q * dw
-                        gxp[b_, r, c] += w[p, q] @ g
-                        gw[p, q] += np.outer(xp[b_, r, c], g)
+    for p, q, rows, cols in _taps(x.shape, w.shape, stride, padding, dilation):
+        gxp[:, rows, cols] += g @ w[p, q].T
+        gw[p, q] = np.einsum("nijc,nijf->cf", xp[:, rows, cols], g)
     gx = gxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2]]
-    return gx, gw, grad_y.sum(axis=(0, 1, 2))
+    return gx, gw, g.sum(axis=(0, 1, 2))
 
 
 def _windows(h, w, k, s, padding, ceil_mode):
@@ -65,26 +65,28 @@ def _windows(h, w, k, s, padding, ceil_mode):
 
 
 def max_pool2d(x, k, s, padding, ceil_mode=False):
-    """Returns (y, grad routing) where routing maps (i, j) to per-channel input cells."""
+    """Returns (y, where): where[n, i, j, c] is the (row, col) whose gradient the output takes.
+
+    Cells are visited in row-major order; a larger value or any NaN takes over (PyTorch's
+    rule, so the last NaN wins), and an all -inf window keeps its first cell.
+    """
     n, h, w, c = x.shape
     cells = list(_windows(h, w, k, s, padding, ceil_mode))
     oh, ow = cells[0][4], cells[0][5]
     y = np.full((n, oh, ow, c), -np.inf)
     where = np.zeros((n, oh, ow, c, 2), dtype=np.int64)
-    for b_ in range(n):
-        for ch in range(c):
-            for i, j, r0, c0, _, _ in cells:
-                best, at = -np.inf, None
-                for r in range(max(r0, 0), min(r0 + k[0], h)):
-                    for q in range(max(c0, 0), min(c0 + k[1], w)):
-                        v = x[b_, r, q, ch]
-                        if at is None:
-                            at = (r, q)
-                        # PyTorch's rule: a NaN always takes over, so the last NaN wins.
-                        if np.isnan(v) or v > best:
-                            best, at = v, (r, q)
-                y[b_, i, j, ch] = best
-                where[b_, i, j, ch] = at
+    for i, j, r0, c0, _, _ in cells:
+        best = np.full((n, c), -np.inf)
+        at = np.zeros((n, c, 2), dtype=np.int64)
+        at[:] = (max(r0, 0), max(c0, 0))
+        for r in range(max(r0, 0), min(r0 + k[0], h)):
+            for q in range(max(c0, 0), min(c0 + k[1], w)):
+                v = x[:, r, q, :]
+                takes = np.isnan(v) | (v > best)
+                best = np.where(takes, v, best)
+                at[takes] = (r, q)
+        y[:, i, j] = best
+        where[:, i, j] = at
     return y, where
 
 

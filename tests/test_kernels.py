@@ -1,7 +1,9 @@
 """convnet.ops (and through it convnet._core) against plain NumPy loops in tests/reference.py."""
+import os
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convnet
@@ -12,6 +14,23 @@ import reference as ref
 from conftest import TOLERANCE
 
 DTYPES = [np.float32, np.float64]
+# CI draws 5,000 configurations for each of the two property tests below, every one run at
+# 1 and 2 threads; a developer's run draws fewer.
+PROPERTY_EXAMPLES = 5000 if os.environ.get("CI") else 100
+
+
+def at_one_and_two_threads(compute):
+    """compute() at 2 threads, checked byte for byte against the same at 1 thread."""
+    before = convnet.get_num_threads()
+    try:
+        convnet.set_num_threads(2)
+        results = compute()
+        convnet.set_num_threads(1)
+        for a, b in zip(results, compute()):
+            assert a.tobytes() == b.tobytes(), "results differ between 1 and 2 threads"
+    finally:
+        convnet.set_num_threads(before)
+    return results
 
 
 @st.composite
@@ -37,6 +56,7 @@ def _explicit(padding, shape, kernel, strides, dilation):
     return ops.resolve_padding(padding, kernel[:2], strides, dilation, shape[1:3], "test")
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(conv_configs())
 def test_conv2d_forward_and_backward_match_loops(cfg):
     rng = np.random.default_rng(cfg["seed"])
@@ -45,13 +65,13 @@ def test_conv2d_forward_and_backward_match_loops(cfg):
     b = rng.standard_normal(cfg["kernel"][3]).astype(cfg["dtype"])
     pad = _explicit(cfg["padding"], cfg["shape"], cfg["kernel"], cfg["strides"], cfg["dilation"])
     expected = ref.conv2d(x, w, b, cfg["strides"], pad, cfg["dilation"])
-    y = ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"])
+    grad_y = rng.standard_normal(expected.shape).astype(cfg["dtype"])
+    y, gx, gw, gb = at_one_and_two_threads(lambda: (
+        ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"]),
+        *ops.conv2d_backward(x, w, grad_y, cfg["strides"], cfg["padding"], cfg["dilation"])))
     assert y.dtype == cfg["dtype"]
     np.testing.assert_allclose(y, expected, **TOLERANCE[cfg["dtype"]])
 
-    grad_y = rng.standard_normal(y.shape).astype(cfg["dtype"])
-    gx, gw, gb = ops.conv2d_backward(x, w, grad_y, cfg["strides"], cfg["padding"],
-                                     cfg["dilation"])
     ex, ew, eb = ref.conv2d_backward(x, w, grad_y, cfg["strides"], pad, cfg["dilation"])
     for got, want in ((gx, ex), (gw, ew), (gb, eb)):
         assert got.dtype == cfg["dtype"]
@@ -117,6 +137,7 @@ def pool_configs(draw):
                 dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 99)))
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(pool_configs())
 def test_pooling_forward_and_backward_match_loops(cfg):
     rng = np.random.default_rng(cfg["seed"])
@@ -127,22 +148,24 @@ def test_pooling_forward_and_backward_match_loops(cfg):
                   ceil_mode=cfg["ceil_mode"])
     tol = TOLERANCE[cfg["dtype"]]
 
-    y, argmax = ops.max_pool2d(x, **common)
     want_y, where = ref.max_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"])
-    np.testing.assert_array_equal(y, want_y.astype(cfg["dtype"]))
-    grad_y = rng.standard_normal(y.shape).astype(cfg["dtype"])
-    np.testing.assert_allclose(ops.max_pool2d_backward(grad_y, argmax, x.shape),
-                               ref.max_pool2d_backward(x.shape, where, grad_y), **tol)
+    grad_y = rng.standard_normal(want_y.shape).astype(cfg["dtype"])
+    cip = cfg["count_include_pad"]
 
-    y = ops.avg_pool2d(x, count_include_pad=cfg["count_include_pad"], **common)
+    def compute():
+        y, argmax = ops.max_pool2d(x, **common)
+        avg = ops.avg_pool2d(x, count_include_pad=cip, **common)
+        return (y, argmax, ops.max_pool2d_backward(grad_y, argmax, x.shape), avg,
+                ops.avg_pool2d_backward(grad_y, x.shape, count_include_pad=cip, **common))
+
+    y, _, grad_max, avg, grad_avg = at_one_and_two_threads(compute)
+    np.testing.assert_array_equal(y, want_y.astype(cfg["dtype"]))
+    np.testing.assert_allclose(grad_max, ref.max_pool2d_backward(x.shape, where, grad_y), **tol)
     np.testing.assert_allclose(
-        y, ref.avg_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"],
-                          cfg["count_include_pad"]), **tol)
+        avg, ref.avg_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"], cip), **tol)
     np.testing.assert_allclose(
-        ops.avg_pool2d_backward(grad_y, x.shape, count_include_pad=cfg["count_include_pad"],
-                                **common),
-        ref.avg_pool2d_backward(x.shape, grad_y, cfg["pool"], cfg["strides"], pad,
-                                cfg["ceil_mode"], cfg["count_include_pad"]), **tol)
+        grad_avg, ref.avg_pool2d_backward(x.shape, grad_y, cfg["pool"], cfg["strides"], pad,
+                                          cfg["ceil_mode"], cip), **tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
