@@ -20,8 +20,21 @@ cdef extern from *:
     int convnet_openmp_enabled() nogil
 
 
+import os
+
 # Honours OMP_NUM_THREADS, as libgomp reads it at start-up.
 _num_threads = convnet_openmp_max_threads()
+
+
+def _one_thread_after_fork():
+    # libgomp's thread pool does not survive fork(): a child that opens a parallel region
+    # with several threads waits forever for workers that no longer exist. One thread never
+    # touches the pool. set_num_threads() in the child raises it again at the user's risk.
+    global _num_threads
+    _num_threads = 1
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def openmp_enabled():
