@@ -27,8 +27,9 @@ def compiler_has_openmp(compiler, flag):
             f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
         try:
             objects = compiler.compile([source], output_dir=tmp, extra_postargs=[flag])
+            # LDFLAGS too: a sanitizer build's objects only link with its runtime.
             compiler.link_executable(objects, os.path.join(tmp, "check_openmp"),
-                                     extra_postargs=[flag])
+                                     extra_postargs=[flag] + os.environ.get("LDFLAGS", "").split())
         except Exception:
             return False
     return True
