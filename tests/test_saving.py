@@ -161,3 +161,17 @@ def test_a_failed_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
         model.save(path)
     assert path.read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]   # no temporary file left
+
+
+def test_forged_huge_sizes_are_refused_without_allocating(tmp_path):
+    import tracemalloc
+    path, data = _saved_bytes(tmp_path)
+    path.write_bytes(_forge(data, _set_weight(0, "shape", [2 ** 30, 2 ** 30])))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError):
+            keras.load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20          # the file is a few KB; nothing near the declared 4 EiB
