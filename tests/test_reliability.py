@@ -48,7 +48,7 @@ def test_predict_from_several_python_threads_gives_the_serial_results():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_training_in_a_forked_child_neither_hangs_nor_crashes():
+def test_training_in_a_forked_child_neither_hangs_nor_crashes(tmp_path):
     script = textwrap.dedent("""
         import os, sys
         import numpy as np
@@ -66,8 +66,10 @@ def test_training_in_a_forked_child_neither_hangs_nor_crashes():
         _, status = os.waitpid(pid, 0)
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
+    # cwd: `python -c` puts the working directory first on sys.path, and a source checkout's
+    # convnet/ (without compiled kernels) must not shadow the installed package.
     result = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True,
-                            text=True)
+                            text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -106,8 +108,10 @@ def test_a_save_killed_at_any_moment_leaves_a_loadable_file(tmp_path):
     """)
     rng = np.random.default_rng(0)
     for attempt in range(5):
-        child = subprocess.Popen([sys.executable, "-c", saver], stdout=subprocess.PIPE)
-        child.stdout.readline()                       # it has saved at least once
+        child = subprocess.Popen([sys.executable, "-c", saver], stdout=subprocess.PIPE,
+                                 cwd=tmp_path)
+        first = child.stdout.readline()
+        assert first.strip().isdigit(), "the saving child never saved"
         time.sleep(float(rng.uniform(0, 0.2)))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
