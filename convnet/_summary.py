@@ -18,10 +18,11 @@ def _pair(a, b):
 
 
 def summary_rows(model):
-    """(name (type), output shape, params, receptive field (jump), MACs) per layer."""
+    """(name (type), output shape, params, receptive field (jump), MACs) per layer, and the
+    MACs of each layer as numbers (None where a size is unknown)."""
     shape = model.input_shape
     field, jump = (1, 1), (1, 1)
-    rows = []
+    rows, macs = [], []
     for layer in model.layers:
         out = layer.compute_output_shape(shape)
         kernel, stride = layer.receptive_field_step()
@@ -29,10 +30,11 @@ def summary_rows(model):
         jump = tuple(j * s for j, s in zip(jump, stride))
         # Once the image is flattened or pooled away, every output sees the whole input.
         seen = f"{_pair(*field)} ({_pair(*jump)})" if len(out) == 4 else "global"
+        macs.append(layer.macs(shape))
         rows.append((f"{layer.name} ({type(layer).__name__})", str(out),
-                     _number(layer.count_params()), seen, _number(layer.macs(shape))))
+                     _number(layer.count_params()), seen, _number(macs[-1])))
         shape = out
-    return rows
+    return rows, macs
 
 
 def summary_text(model, ascii_only=False):
@@ -40,7 +42,7 @@ def summary_text(model, ascii_only=False):
         raise ValueError(f"Sequential '{model.name}' has not been built: start it with "
                          f"Input(shape) or call build(input_shape) before summary()")
     header = ("Layer (type)", "Output Shape", "Param #", "Receptive field (jump)", "MACs")
-    rows = summary_rows(model)
+    rows, macs = summary_rows(model)
     widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(len(header))]
     right = (False, False, True, False, True)
 
@@ -64,8 +66,6 @@ def summary_text(model, ascii_only=False):
     total = model.count_params()
     trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
     itemsize = max((w.itemsize for w in model.weights), default=4)
-    macs = [layer.macs(shape) for layer, shape in
-            zip(model.layers, _input_shapes(model))]
     total_macs = None if None in macs else sum(macs)
     lines = [f'Model: "{model.name}"', top, row(header, head_bar), mid]
     lines += [row(r, bar) for r in rows]
@@ -77,9 +77,3 @@ def summary_text(model, ascii_only=False):
               f" Multiply-accumulates per example: {_number(total_macs)}"]
     return "\n".join(lines)
 
-
-def _input_shapes(model):
-    shape = model.input_shape
-    for layer in model.layers:
-        yield shape
-        shape = layer.compute_output_shape(shape)

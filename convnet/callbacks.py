@@ -180,7 +180,8 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-def _format_logs(logs):
+def format_logs(logs):
+    """Logs as Keras prints them: ``loss: 0.5210 - accuracy: 0.8100``."""
     return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
 
 
@@ -231,7 +232,7 @@ class ProgbarLogger(Callback):
                   else f"{_format_time(per_step * (steps - done))} {per_step * 1000:.0f}ms/step")
         line = f"{done}/{steps} {bar} {timing}"
         if logs:
-            line += " - " + _format_logs(logs)
+            line += " - " + format_logs(logs)
         if self.bar:
             self.stream.write("\r" + line + ("\n" if final else ""))
         elif final:

@@ -310,13 +310,9 @@ class Sequential:
         self._reset_metrics()
         for index in _batches(len(x), batch_size):
             self._test_step(x[index], y[index])
-        logs = self._logs()
-        if verbose and verbose != "auto" or (verbose == "auto" and sys.stdout.isatty()):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        if sys.stdout.isatty() if verbose == "auto" else verbose:
+            print(callbacks_module.format_logs(self._logs()))
+        return self._result(return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """Outputs for every sample, computed batch by batch."""

@@ -234,7 +234,8 @@ def load_model(filepath, compile=True):
         _fail(filepath, "the model config has no list of layers")
     try:
         model = Sequential.from_config(config)
-        model.build() if model.layers else None
+        if model.layers:
+            model.build()
     except ModelFileError as error:
         _fail(filepath, str(error))
     except (TypeError, ValueError) as error:
