@@ -83,6 +83,10 @@ class Sequential:
                 raise ValueError(f"Sequential '{self.name}': give an input shape to build(), "
                                  f"or start the model with Input(shape)")
             input_shape = (None,) + self._input_layer.shape
+        elif self._input_layer is None:
+            # Remember the shape, so the saved config can rebuild the model (Keras keeps it too).
+            self._input_layer = InputLayer(tuple(input_shape)[1:], dtype=self.layers[0].dtype
+                                           if self.layers else "float32")
         shape = (None,) + tuple(input_shape)[1:]
         for layer in self.layers:
             if not layer.built:

@@ -175,3 +175,15 @@ def test_forged_huge_sizes_are_refused_without_allocating(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20          # the file is a few KB; nothing near the declared 4 EiB
+
+
+def test_a_model_built_from_data_without_input_reloads(tmp_path, rng):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = rng.standard_normal((4, 6, 6, 1)).astype(np.float32)
+    model.fit(x, np.zeros((4, 2)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.load_model(tmp_path / "m.keras")
+    assert loaded.input_shape == (None, 6, 6, 1)
+    assert loaded.predict(x).tobytes() == model.predict(x).tobytes()
