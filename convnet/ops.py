@@ -3,7 +3,8 @@
 Every function here validates its arguments and shapes, resolves padding,
 casts and makes inputs contiguous, allocates the outputs, and only then calls
 a kernel (which runs with bounds checks off and trusts what it is given). The
-matrix products of convolution go to BLAS through ``numpy.matmul``.
+convolution kernels call BLAS themselves, one single-threaded GEMM per block
+and OpenMP thread; around them BLAS is held to one thread (see SequentialBlas).
 
 Arrays are NHWC; conv kernels are (kh, kw, in_channels, filters). ``name``
 is the layer's name, used to make error messages point at the right layer.
@@ -12,6 +13,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
 from ._core import pool as _pool
@@ -21,9 +23,12 @@ from .utils import conv_output_length, same_padding
 set_num_threads = _threads.set_num_threads
 get_num_threads = _threads.get_num_threads
 
-# im2col works on a chunk of the batch at a time, so the column buffer stays
-# near this size instead of kh*kw times the input.
-COLUMN_BUFFER_BYTES = 8 << 20
+# Each thread unfolds this many bytes of columns at a time, then multiplies them:
+# small enough to stay in a core's L2 cache between the two.
+COLUMN_BLOCK_BYTES = 256 << 10
+# The kernel gradient is summed in at most this many partial buffers, one per
+# group of images: enough to keep 16 threads busy, independent of the thread count.
+MAX_GRADIENT_PARTIALS = 16
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _workspace = threading.local()
@@ -152,8 +157,44 @@ def _scratch(rows, cols, dtype):
     return buffer[:rows * cols].reshape(rows, cols)
 
 
-def _images_per_chunk(batch, column_row_bytes):
-    return max(1, min(batch, COLUMN_BUFFER_BYTES // max(column_row_bytes, 1)))
+class SequentialBlas:
+    """Holds BLAS to one thread while a convolution kernel runs.
+
+    The kernels call BLAS from every OpenMP thread; a multi-threaded BLAS there
+    would start its own threads on cores that are already busy. BLAS's thread
+    count is process-wide, so the first caller to enter lowers it and the last
+    to leave restores it, whatever the number of Python threads in between.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = None
+        self._controller = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                if self._controller is None:
+                    # Made on first use: it finds the BLAS libraries loaded by then.
+                    self._controller = ThreadpoolController().select(user_api="blas")
+                self._saved = self._controller.limit(limits=1)
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._saved.restore_original_limits()
+                self._saved = None
+
+
+_sequential_blas = SequentialBlas()
+
+
+def _block_rows(column_width, itemsize):
+    return max(1, COLUMN_BLOCK_BYTES // (column_width * itemsize))
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -184,44 +225,33 @@ def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name):
     return x, kernel, bias, geometry
 
 
-def _is_pointwise(geometry):
-    return (geometry.kernel == (1, 1) and geometry.strides == (1, 1)
-            and geometry.padding == ((0, 0), (0, 0)))
-
-
 def _column_args(geometry):
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.strides, geometry.dilation
     (pt, _), (pl, _) = geometry.padding
     return kh, kw, sh, sw, dh, dw, pt, pl, geometry.output_hw[0], geometry.output_hw[1]
 
 
-def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, name="conv2d"):
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, relu=False,
+           name="conv2d"):
     """2-D convolution (cross-correlation, like Keras and PyTorch) of NHWC `x`.
 
-    Returns (N, out_h, out_w, filters) in the kernel's dtype.
+    With ``relu=True`` the output is max(conv + bias, 0), applied while each
+    block is in cache. Returns (N, out_h, out_w, filters) in the kernel's dtype.
     """
     x, kernel, bias, geometry = _conv_setup(x, kernel, bias, strides, padding, dilation_rate,
                                             name)
     n = x.shape[0]
-    out_h, out_w = geometry.output_hw
     filters = kernel.shape[3]
     weights = kernel.reshape(-1, filters)
-    out = np.empty((n, out_h, out_w, filters), dtype=kernel.dtype)
-    out_rows = out.reshape(-1, filters)
-    if _is_pointwise(geometry):
-        np.matmul(x.reshape(-1, x.shape[3]), weights, out=out_rows)
-    else:
-        pixels = out_h * out_w
-        chunk = _images_per_chunk(n, pixels * weights.shape[0] * x.itemsize)
-        columns = _scratch(chunk * pixels, weights.shape[0], x.dtype)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            rows = (stop - start) * pixels
-            _conv.im2col(x[start:stop], columns[:rows], *_column_args(geometry),
-                         get_num_threads())
-            np.matmul(columns[:rows], weights, out=out_rows[start * pixels:stop * pixels])
-    if bias is not None:
-        out_rows += bias
+    out = np.empty((n, *geometry.output_hw, filters), dtype=kernel.dtype)
+    if out.size == 0:
+        return out
+    threads = get_num_threads()
+    block_rows = _block_rows(weights.shape[0], x.itemsize)
+    scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
+    with _sequential_blas:
+        _conv.conv2d_forward(x, weights, bias, out.reshape(-1, filters), scratch,
+                             *_column_args(geometry), block_rows, bool(relu), threads)
     return out
 
 
@@ -229,44 +259,34 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
                     need_input_grad=True, name="conv2d"):
     """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
 
-    The kernel gradient sums per-chunk products in chunk order, and the chunk
-    size does not depend on the thread count, so results are identical at any
-    number of threads.
+    The kernel gradient is a sum of partial sums over fixed groups of images,
+    added in a fixed order, so results are identical at any number of threads.
     """
     x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
     n = x.shape[0]
-    out_h, out_w = geometry.output_hw
     filters = kernel.shape[3]
     grad_out = as_batch(grad_out, kernel.dtype, name, arg="output gradient")
-    if grad_out.shape != (n, out_h, out_w, filters):
+    if grad_out.shape != (n, *geometry.output_hw, filters):
         raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
-                         f"{(n, out_h, out_w, filters)}")
+                         f"{(n, *geometry.output_hw, filters)}")
     weights = kernel.reshape(-1, filters)
     grad_rows = grad_out.reshape(-1, filters)
     grad_bias = grad_rows.sum(axis=0)
     grad_x = np.empty_like(x) if need_input_grad else None
-    if _is_pointwise(geometry):
-        grad_weights = x.reshape(-1, x.shape[3]).T @ grad_rows
-        if need_input_grad:
-            np.matmul(grad_rows, weights.T, out=grad_x.reshape(-1, x.shape[3]))
-        return grad_x, grad_weights.reshape(kernel.shape), grad_bias
-    grad_weights = np.zeros_like(weights)
-    partial = np.empty_like(weights)
-    pixels = out_h * out_w
-    chunk = _images_per_chunk(n, pixels * weights.shape[0] * x.itemsize)
-    columns = _scratch(chunk * pixels, weights.shape[0], x.dtype)
-    args = _column_args(geometry)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        rows = (stop - start) * pixels
-        grad_chunk = grad_rows[start * pixels:stop * pixels]
-        _conv.im2col(x[start:stop], columns[:rows], *args, get_num_threads())
-        np.matmul(columns[:rows].T, grad_chunk, out=partial)
+    if grad_rows.shape[0] == 0:
+        if grad_x is not None:
+            grad_x[...] = 0
+        return grad_x, np.zeros_like(kernel), grad_bias
+    threads = get_num_threads()
+    block_rows = _block_rows(weights.shape[0], x.itemsize)
+    scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
+    partials = np.empty((min(n, MAX_GRADIENT_PARTIALS), *weights.shape), dtype=x.dtype)
+    with _sequential_blas:
+        _conv.conv2d_backward(x, weights, grad_rows, partials, grad_x, scratch,
+                              *_column_args(geometry), block_rows, threads)
+    grad_weights = partials[0]
+    for partial in partials[1:]:  # in order: the sum does not depend on the thread count
         grad_weights += partial
-        if need_input_grad:
-            # The columns are spent: reuse the buffer for the column gradient.
-            np.matmul(grad_chunk, weights.T, out=columns[:rows])
-            _conv.col2im(columns[:rows], grad_x[start:stop], *args, get_num_threads())
     return grad_x, grad_weights.reshape(kernel.shape), grad_bias
 
 

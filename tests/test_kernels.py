@@ -105,9 +105,12 @@ def test_conv2d_pointwise_shortcut_matches_loops(rng):
         np.testing.assert_allclose(got, want)
 
 
-def test_conv2d_chunked_batch_matches_loops(rng, monkeypatch):
-    """A tiny column budget forces one image per chunk: the chunk loop must still be exact."""
-    monkeypatch.setattr(ops, "COLUMN_BUFFER_BYTES", 1)
+@pytest.mark.parametrize("block_bytes, partials", [(1, 2), (200, 3), (1 << 20, 16)])
+def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, partials):
+    """Blocks of one pixel, blocks that straddle images, and fewer partial sums
+    than images: every way of cutting the work must give the same numbers."""
+    monkeypatch.setattr(ops, "COLUMN_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(ops, "MAX_GRADIENT_PARTIALS", partials)
     x = rng.standard_normal((5, 6, 6, 2))
     w = rng.standard_normal((3, 3, 2, 3))
     grad_y = rng.standard_normal((5, 6, 6, 3))

@@ -1,78 +1,216 @@
-"""Convolution kernels on NHWC arrays: im2col and col2im.
+"""Convolution kernels on NHWC arrays: im2col and GEMM, one block of output pixels at a time.
 
-The arithmetic of a convolution is one matrix product done by BLAS in
-``convnet.ops``; these kernels only move memory between the image layout
-(N, H, W, C) and the column layout (N*Ho*Wo, kh*kw*C), whose columns are
-ordered (kh, kw, C) to match a Keras kernel (kh, kw, C, F) reshaped to
-(kh*kw*C, F).
+A convolution is a matrix product: the receptive field of every output pixel
+unfolded into a row of a column matrix (N*Ho*Wo, kh*kw*C), times the kernel
+reshaped to (kh*kw*C, F), is the NHWC output. The columns are ordered
+(kh, kw, C) to match a Keras kernel (kh, kw, C, F).
 
-They trust their arguments: ``convnet.ops`` has checked every shape, and
-bounds checking is off.
+Each OpenMP thread unfolds a block of output pixels into its own row of the
+caller's scratch buffer, a block small enough to stay in that core's cache,
+and multiplies it at once with a single-threaded BLAS GEMM (scipy's
+``cython_blas``, as scikit-learn does). There is one level of parallelism, so
+OpenMP and BLAS threads never compete for the cores; ``convnet.ops`` holds
+BLAS to one thread around these calls.
+
+Results do not depend on the thread count: the blocks are fixed by
+``block_rows``, and the kernel gradient is summed into a fixed number of
+partial buffers, each over a fixed set of images in a fixed order.
+
+The kernels trust their arguments: ``convnet.ops`` has checked every shape,
+and bounds checking is off.
 """
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.string cimport memset
+from cython.parallel cimport parallel, prange, threadid
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
-def im2col(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
-           floating[:, ::1] cols,             # OUT (N*out_h*out_w, kh*kw*C)
-           int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
-           int pad_top, int pad_left, int out_h, int out_w, int num_threads):
-    """Unfold every receptive field of ``x`` into a row of ``cols``; padding reads as zero."""
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t image_row, n, oh, ow, i, j, ih, iw, c
-    cdef const floating* src
-    cdef floating* dst
-    # One output row (n, oh) per iteration: every iteration writes its own rows of cols.
-    for image_row in prange(N * out_h, nogil=True, schedule="static", num_threads=num_threads):
-        n = image_row // out_h
-        oh = image_row % out_h
-        for ow in range(out_w):
-            dst = &cols[image_row * out_w + ow, 0]
-            for i in range(kh):
-                ih = oh * stride_h - pad_top + i * dilation_h
-                for j in range(kw):
-                    iw = ow * stride_w - pad_left + j * dilation_w
-                    if 0 <= ih < H and 0 <= iw < W:
-                        src = &x[n, ih, iw, 0]
-                        for c in range(C):
-                            dst[c] = src[c]
-                    else:
-                        memset(dst, 0, C * sizeof(floating))
-                    dst = dst + C
+cdef struct Window:
+    # The geometry of a convolution, as ``convnet.ops.WindowGeometry`` resolved it.
+    Py_ssize_t kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left
+    Py_ssize_t out_h, out_w
 
 
-def col2im(const floating[:, ::1] cols,       # IN  (N*out_h*out_w, kh*kw*C)
-           floating[:, :, :, ::1] x_grad,     # OUT (N, H, W, C), overwritten
-           int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
-           int pad_top, int pad_left, int out_h, int out_w, int num_threads):
-    """Fold ``cols`` back onto the image, summing the rows that share a pixel.
+cdef Window make_window(int kh, int kw, int stride_h, int stride_w, int dilation_h,
+                        int dilation_w, int pad_top, int pad_left, int out_h, int out_w):
+    cdef Window w
+    w.kh, w.kw, w.stride_h, w.stride_w = kh, kw, stride_h, stride_w
+    w.dilation_h, w.dilation_w, w.pad_top, w.pad_left = dilation_h, dilation_w, pad_top, pad_left
+    w.out_h, w.out_w = out_h, out_w
+    return w
 
-    Each iteration owns one input row (n, ih) and gathers into it in a fixed
-    (i, ow, j) order, so there is no race and the sum does not depend on the
-    number of threads.
+
+cdef bint is_pointwise(Window w, const floating[:, :, :, ::1] x) noexcept nogil:
+    # A 1x1 window at stride 1 without padding: the input rows are already the columns.
+    return (w.kh == 1 and w.kw == 1 and w.stride_h == 1 and w.stride_w == 1
+            and w.pad_top == 0 and w.pad_left == 0 and w.out_h == x.shape[1]
+            and w.out_w == x.shape[2])
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               const floating* a, int lda, const floating* b, int ldb,
+               floating beta, floating* c, int ldc) noexcept nogil:
+    """Row-major C(m, n) = op(A) @ op(B) + beta * C.
+
+    BLAS is column-major, where a row-major matrix reads as its transpose, so
+    this asks BLAS for C^T = op(B)^T @ op(A)^T.
     """
-    cdef Py_ssize_t N = x_grad.shape[0], H = x_grad.shape[1]
-    cdef Py_ssize_t W = x_grad.shape[2], C = x_grad.shape[3]
-    cdef Py_ssize_t image_row, n, ih, i, t, oh, ow, j, iw, c
+    cdef char trans_first = b'T' if trans_b else b'N'
+    cdef char trans_second = b'T' if trans_a else b'N'
+    cdef floating one = 1
+    if floating is float:
+        sgemm(&trans_first, &trans_second, &n, &m, &k, &one, <float*> b, &ldb,
+              <float*> a, &lda, &beta, c, &ldc)
+    else:
+        dgemm(&trans_first, &trans_second, &n, &m, &k, &one, <double*> b, &ldb,
+              <double*> a, &lda, &beta, c, &ldc)
+
+
+cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t first,
+                 Py_ssize_t count, Window w) noexcept nogil:
+    """im2col for output pixels first .. first+count-1 (flat over N, out_h, out_w):
+    each pixel's receptive field becomes a row of ``cols``; padding reads as zero."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t pixel, n, oh, ow, i, j, ih, iw
     cdef const floating* src
+    cdef floating* dst = cols
+    for pixel in range(first, first + count):
+        n = pixel // (w.out_h * w.out_w)
+        oh = pixel // w.out_w % w.out_h
+        ow = pixel % w.out_w
+        for i in range(w.kh):
+            ih = oh * w.stride_h - w.pad_top + i * w.dilation_h
+            for j in range(w.kw):
+                iw = ow * w.stride_w - w.pad_left + j * w.dilation_w
+                if 0 <= ih < H and 0 <= iw < W:
+                    src = &x[n, ih, iw, 0]
+                    if C == 1:
+                        dst[0] = src[0]
+                    else:
+                        memcpy(dst, src, C * sizeof(floating))
+                else:
+                    memset(dst, 0, C * sizeof(floating))
+                dst = dst + C
+
+
+cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t first,
+               Py_ssize_t count, Window w) noexcept nogil:
+    """col2im, the adjoint of ``unfold``: add each row of ``cols`` back onto the
+    receptive field it came from. The caller owns the images these pixels belong to."""
+    cdef Py_ssize_t H = x_grad.shape[1], W = x_grad.shape[2], C = x_grad.shape[3]
+    cdef Py_ssize_t pixel, n, oh, ow, i, j, ih, iw, c
+    cdef const floating* src = cols
     cdef floating* dst
-    for image_row in prange(N * H, nogil=True, schedule="static", num_threads=num_threads):
-        n = image_row // H
-        ih = image_row % H
-        memset(&x_grad[n, ih, 0, 0], 0, W * C * sizeof(floating))
-        for i in range(kh):
-            # The output row oh whose kernel row i lands on input row ih, if any.
-            t = ih + pad_top - i * dilation_h
-            if t < 0 or t % stride_h != 0 or t // stride_h >= out_h:
-                continue
-            oh = t // stride_h
-            for ow in range(out_w):
-                src = &cols[(n * out_h + oh) * out_w + ow, i * kw * C]
-                for j in range(kw):
-                    iw = ow * stride_w - pad_left + j * dilation_w
-                    if 0 <= iw < W:
-                        dst = &x_grad[n, ih, iw, 0]
-                        for c in range(C):
-                            dst[c] = dst[c] + src[c]
-                    src = src + C
+    for pixel in range(first, first + count):
+        n = pixel // (w.out_h * w.out_w)
+        oh = pixel // w.out_w % w.out_h
+        ow = pixel % w.out_w
+        for i in range(w.kh):
+            ih = oh * w.stride_h - w.pad_top + i * w.dilation_h
+            for j in range(w.kw):
+                iw = ow * w.stride_w - w.pad_left + j * w.dilation_w
+                if 0 <= ih < H and 0 <= iw < W:
+                    dst = &x_grad[n, ih, iw, 0]
+                    for c in range(C):
+                        dst[c] = dst[c] + src[c]
+                src = src + C
+
+
+def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
+                   const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
+                   const floating[::1] bias,              # IN  (F,), or None
+                   floating[:, ::1] out,                  # OUT (N*out_h*out_w, F)
+                   floating[:, ::1] scratch,              # (num_threads, block_rows*kh*kw*C)
+                   int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
+                   int pad_top, int pad_left, int out_h, int out_w,
+                   int block_rows, bint relu, int num_threads):
+    """out = x (*) weights + bias, then max(out, 0) when ``relu``, a block at a time
+    so the bias and ReLU touch each block while it is still in cache."""
+    cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
+                                pad_top, pad_left, out_h, out_w)
+    cdef Py_ssize_t rows = out.shape[0], K = weights.shape[0], F = weights.shape[1]
+    cdef Py_ssize_t n_blocks = (rows + block_rows - 1) // block_rows
+    cdef Py_ssize_t block, first, count, r, i
+    cdef bint pointwise = is_pointwise(w, x)
+    cdef const floating* bias_ptr = NULL if bias is None else &bias[0]
+    cdef const floating* rows_in
+    cdef floating* cols
+    cdef floating* dst
+    cdef floating beta = 0 if bias is None else 1
+    with nogil, parallel(num_threads=num_threads):
+        cols = &scratch[threadid(), 0]
+        for block in prange(n_blocks, schedule="static"):
+            first = block * block_rows
+            count = min(<Py_ssize_t> block_rows, rows - first)
+            dst = &out[first, 0]
+            if pointwise:
+                rows_in = &x[0, 0, 0, 0] + first * K
+            else:
+                unfold(x, cols, first, count, w)
+                rows_in = cols
+            if bias_ptr != NULL:
+                for r in range(count):
+                    memcpy(dst + r * F, bias_ptr, F * sizeof(floating))
+            gemm(False, False, count, F, K, rows_in, K, &weights[0, 0], F, beta, dst, F)
+            if relu:
+                for i in range(count * F):
+                    if dst[i] < 0:  # NaN stays NaN, as in PyTorch
+                        dst[i] = 0
+
+
+def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
+                    const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
+                    const floating[:, ::1] grad_out,       # IN  (N*out_h*out_w, F)
+                    floating[:, :, ::1] grad_partials,     # OUT (P, kh*kw*C, F), P <= N
+                    floating[:, :, :, ::1] grad_x,         # OUT (N, H, W, C), or None
+                    floating[:, ::1] scratch,              # (num_threads, block_rows*kh*kw*C)
+                    int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
+                    int pad_top, int pad_left, int out_h, int out_w,
+                    int block_rows, int num_threads):
+    """Kernel gradient in P partial sums (the caller adds them in order) and,
+    unless ``grad_x`` is None, the input gradient.
+
+    Partial p sums images p, p+P, p+2P, ... in that order, block by block, and
+    the iteration that owns an image is the only one to write its input
+    gradient: no race, and the same sums at any thread count.
+    """
+    cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
+                                pad_top, pad_left, out_h, out_w)
+    cdef Py_ssize_t N = x.shape[0], K = weights.shape[0], F = weights.shape[1]
+    cdef Py_ssize_t P = grad_partials.shape[0], pixels = <Py_ssize_t> out_h * out_w
+    cdef Py_ssize_t image_bytes = x.shape[1] * x.shape[2] * x.shape[3] * sizeof(floating)
+    cdef Py_ssize_t p, group, n, block, first, count
+    cdef bint input_grad = grad_x is not None
+    cdef bint pointwise = is_pointwise(w, x)
+    cdef const floating* rows_in
+    cdef floating* cols
+    cdef floating* partial
+    with nogil, parallel(num_threads=num_threads):
+        cols = &scratch[threadid(), 0]
+        for p in prange(P, schedule="static"):
+            partial = &grad_partials[p, 0, 0]
+            memset(partial, 0, K * F * sizeof(floating))
+            for group in range((N - p + P - 1) // P):
+                n = p + group * P
+                if input_grad:
+                    memset(&grad_x[n, 0, 0, 0], 0, image_bytes)
+                for block in range((pixels + block_rows - 1) // block_rows):
+                    first = n * pixels + block * block_rows
+                    count = min(<Py_ssize_t> block_rows, (n + 1) * pixels - first)
+                    if pointwise:
+                        rows_in = &x[0, 0, 0, 0] + first * K
+                    else:
+                        unfold(x, cols, first, count, w)
+                        rows_in = cols
+                    # partial (K, F) += columns^T (K, count) @ grad_out block (count, F)
+                    gemm(True, False, K, F, count, rows_in, K, &grad_out[first, 0], F, 1,
+                         partial, F)
+                    if input_grad and pointwise:
+                        gemm(False, True, count, K, F, &grad_out[first, 0], F,
+                             &weights[0, 0], F, 0, &grad_x[0, 0, 0, 0] + first * K, K)
+                    elif input_grad:
+                        # The columns are spent: their buffer takes the column gradient,
+                        # grad_out block (count, F) @ weights^T (F, K), folded back.
+                        gemm(False, True, count, K, F, &grad_out[first, 0], F,
+                             &weights[0, 0], F, 0, cols, K)
+                        fold(cols, grad_x, first, count, w)
