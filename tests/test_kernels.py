@@ -66,11 +66,13 @@ def test_conv2d_forward_and_backward_match_loops(cfg):
     pad = _explicit(cfg["padding"], cfg["shape"], cfg["kernel"], cfg["strides"], cfg["dilation"])
     expected = ref.conv2d(x, w, b, cfg["strides"], pad, cfg["dilation"])
     grad_y = rng.standard_normal(expected.shape).astype(cfg["dtype"])
-    y, gx, gw, gb = at_one_and_two_threads(lambda: (
+    y, y_relu, gx, gw, gb = at_one_and_two_threads(lambda: (
         ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"]),
+        ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"], relu=True),
         *ops.conv2d_backward(x, w, grad_y, cfg["strides"], cfg["padding"], cfg["dilation"])))
     assert y.dtype == cfg["dtype"]
     np.testing.assert_allclose(y, expected, **TOLERANCE[cfg["dtype"]])
+    np.testing.assert_allclose(y_relu, np.maximum(expected, 0), **TOLERANCE[cfg["dtype"]])
 
     ex, ew, eb = ref.conv2d_backward(x, w, grad_y, cfg["strides"], pad, cfg["dilation"])
     for got, want in ((gx, ex), (gw, ew), (gb, eb)):
@@ -103,6 +105,12 @@ def test_conv2d_pointwise_shortcut_matches_loops(rng):
     for got, want in zip(ops.conv2d_backward(x, w, grad_y),
                          ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
         np.testing.assert_allclose(got, want)
+
+
+def test_conv2d_fused_relu_keeps_nan_like_pytorch():
+    x = np.array([np.nan, 1.0, -1.0]).reshape(3, 1, 1, 1)
+    y = ops.conv2d(x, np.ones((1, 1, 1, 1)), np.zeros(1), relu=True)
+    np.testing.assert_array_equal(y.ravel(), [np.nan, 1.0, 0.0])
 
 
 @pytest.mark.parametrize("block_bytes, partials", [(1, 2), (200, 3), (1 << 20, 16)])

@@ -1,5 +1,5 @@
 """Conv2D."""
-from .. import ops
+from .. import activations, ops
 from .base import KernelMixin
 from .spatial import SpatialLayer, padding_config
 
@@ -40,11 +40,18 @@ class Conv2D(KernelMixin, SpatialLayer):
         return (shape[0], *geometry.output_hw, self.filters)
 
     def _call_nhwc(self, x, training):
+        # A plain ReLU runs inside the kernel, on each block while it is in cache; its
+        # derivative needs only the output, so the output stands in for z as well.
+        fused = isinstance(self.activation, activations.ReLU) and self.activation.plain
         z = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                       name=self.describe())
+                       relu=fused, name=self.describe())
         if training:
             self._cache["x"] = x
-        return z if self.activation is None else self._activate(z, training)
+            if fused:
+                self._cache.update(z=z, y=z)
+        if self.activation is None or fused:
+            return z
+        return self._activate(z, training)
 
     def _backward_nhwc(self, grad_z, need_input_grad):
         grad_x, grad_kernel, grad_bias = ops.conv2d_backward(
