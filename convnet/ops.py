@@ -319,14 +319,18 @@ def _pool_output(x, geometry, dtype=None):
 
 
 def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dtype=None,
-               name="max_pooling2d"):
-    """Max pooling; returns (output, argmax) where argmax[n, i, j, c] = h * W + w of the winner.
+               with_argmax=True, name="max_pooling2d"):
+    """Max pooling; returns (output, argmax) where argmax[n, i, j, c] = h * W + w of the
+    winner, an int32 array, or None when ``with_argmax`` is False (inference needs none).
 
     NaN propagates like PyTorch: a window holding a NaN outputs NaN.
     """
     x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
+    if x.shape[1] * x.shape[2] > np.iinfo(np.int32).max:
+        raise ValueError(f"{name}: input of shape {x.shape} has more than 2**31 - 1 pixels "
+                         f"per image, too many for argmax's int32 positions")
     out = _pool_output(x, geometry)
-    argmax = _pool_output(x, geometry, np.int64)
+    argmax = _pool_output(x, geometry, np.int32) if with_argmax else None
     (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
     (pt, _), (pl, _) = geometry.padding
     _pool.max_pool2d_forward(x, out, argmax, kh, kw, sh, sw, pt, pl, get_num_threads())
@@ -338,11 +342,13 @@ def max_pool2d_backward(grad_out, argmax, input_shape, name="max_pooling2d"):
     argmax = np.asarray(argmax)
     grad_out = as_batch(grad_out, None, name, arg="output gradient")
     n, h, w, channels = (int(v) for v in input_shape)
-    if (argmax.dtype != np.int64 or argmax.shape != grad_out.shape or grad_out.shape[0] != n
+    if (argmax.dtype != np.int32 or argmax.shape != grad_out.shape or grad_out.shape[0] != n
             or grad_out.shape[3] != channels):
         raise ValueError(f"{name}: output gradient {grad_out.shape} and argmax {argmax.shape} "
-                         f"{argmax.dtype} do not match the input shape {tuple(input_shape)}")
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
+                         f"{argmax.dtype} (argmax must be int32) do not match the input shape "
+                         f"{tuple(input_shape)}")
+    # One pass: as unsigned, a negative position reads as a huge one.
+    if argmax.size and argmax.view(np.uint32).max() >= h * w:
         raise ValueError(f"{name}: argmax holds positions outside the {h}x{w} input")
     grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
     _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x, get_num_threads())
@@ -393,11 +399,11 @@ def global_avg_pool2d_backward(grad_out, input_shape, name="global_average_pooli
     return avg_pool2d_backward(grad_out.reshape(n, 1, 1, c), (n, h, w, c), (h, w), name=name)
 
 
-def global_max_pool2d(x, dtype=None, name="global_max_pooling2d"):
-    """Maximum over height and width: (N, H, W, C) -> ((N, C), argmax)."""
+def global_max_pool2d(x, dtype=None, with_argmax=True, name="global_max_pooling2d"):
+    """Maximum over height and width: (N, H, W, C) -> ((N, C), argmax or None)."""
     x = as_batch(x, dtype, name)
     _check_spatial(x.shape, name)
-    out, argmax = max_pool2d(x, x.shape[1:3], name=name)
+    out, argmax = max_pool2d(x, x.shape[1:3], with_argmax=with_argmax, name=name)
     return out.reshape(x.shape[0], x.shape[3]), argmax
 
 

@@ -35,12 +35,15 @@ BAD_OPS = {
     "pool window larger than input": (lambda: ops.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: ops.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
-    "forged argmax": (lambda: ops.max_pool2d_backward(np.ones((1, 1, 1, 1)),
-                                                      np.full((1, 1, 1, 1), 99), (1, 2, 2, 1)),
-                      ValueError, "outside"),
+    "forged argmax": (lambda: ops.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.full((1, 1, 1, 1), 99, np.int32), (1, 2, 2, 1)),
+        ValueError, "outside"),
+    "negative argmax": (lambda: ops.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.full((1, 1, 1, 1), -1, np.int32), (1, 2, 2, 1)),
+        ValueError, "outside"),
     "argmax of wrong dtype": (lambda: ops.max_pool2d_backward(
-        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, 2, 2, 1)), ValueError,
-        "argmax"),
+        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 2, 2, 1)), ValueError,
+        "int32"),
     "non-bool ceil_mode": (lambda: ops.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
                            "ceil_mode"),
 }

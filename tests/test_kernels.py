@@ -165,12 +165,15 @@ def test_pooling_forward_and_backward_match_loops(cfg):
 
     def compute():
         y, argmax = ops.max_pool2d(x, **common)
+        y_inference, no_argmax = ops.max_pool2d(x, with_argmax=False, **common)
+        assert no_argmax is None
         avg = ops.avg_pool2d(x, count_include_pad=cip, **common)
-        return (y, argmax, ops.max_pool2d_backward(grad_y, argmax, x.shape), avg,
+        return (y, y_inference, argmax, ops.max_pool2d_backward(grad_y, argmax, x.shape), avg,
                 ops.avg_pool2d_backward(grad_y, x.shape, count_include_pad=cip, **common))
 
-    y, _, grad_max, avg, grad_avg = at_one_and_two_threads(compute)
+    y, y_inference, _, grad_max, avg, grad_avg = at_one_and_two_threads(compute)
     np.testing.assert_array_equal(y, want_y.astype(cfg["dtype"]))
+    np.testing.assert_array_equal(y_inference, want_y.astype(cfg["dtype"]))
     np.testing.assert_allclose(grad_max, ref.max_pool2d_backward(x.shape, where, grad_y), **tol)
     np.testing.assert_allclose(
         avg, ref.avg_pool2d(x, cfg["pool"], cfg["strides"], pad, cfg["ceil_mode"], cip), **tol)
@@ -188,6 +191,7 @@ def test_max_pool_propagates_nan_and_routes_like_pytorch(dtype):
     # and routes its gradient to the window's first cell.
     np.testing.assert_array_equal(y.ravel(), np.array([np.nan, np.nan, -np.inf, 2.0], dtype))
     np.testing.assert_array_equal(argmax.ravel(), [1, 3, 4, 6])
+    np.testing.assert_array_equal(ops.max_pool2d(x, (1, 2), with_argmax=False)[0], y)
     grad_x = ops.max_pool2d_backward(np.ones_like(y), argmax, x.shape)
     np.testing.assert_array_equal(grad_x.ravel(), [0, 1, 0, 1, 1, 0, 1, 0])
 

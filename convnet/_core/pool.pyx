@@ -10,27 +10,46 @@ every window overlaps the input, and that the output is not empty.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
-from libc.string cimport memset
-from libc.math cimport INFINITY
+from libc.stdint cimport int32_t
+from libc.string cimport memcpy, memset
+
+
+cdef inline void window_max(const floating* src, floating* best, Py_ssize_t C) noexcept nogil:
+    # best = src where src > best or src is NaN: a select the compiler vectorises.
+    cdef Py_ssize_t c
+    cdef floating value
+    for c in range(C):
+        value = src[c]
+        best[c] = value if (value > best[c] or value != value) else best[c]
+
+
+cdef inline void window_argmax(const floating* src, int32_t position, floating* best,
+                               int32_t* where, Py_ssize_t C) noexcept nogil:
+    cdef Py_ssize_t c
+    cdef floating value
+    cdef bint wins
+    for c in range(C):
+        value = src[c]
+        wins = value > best[c] or value != value
+        best[c] = value if wins else best[c]
+        where[c] = position if wins else where[c]
 
 
 def max_pool2d_forward(const floating[:, :, :, ::1] x,     # IN  (N, H, W, C)
                        floating[:, :, :, ::1] out,         # OUT (N, out_h, out_w, C)
-                       int64_t[:, :, :, ::1] argmax,       # OUT (N, out_h, out_w, C): ih * W + iw
+                       int32_t[:, :, :, ::1] argmax,       # OUT like out: ih * W + iw; or None
                        int kh, int kw, int stride_h, int stride_w,
                        int pad_top, int pad_left, int num_threads):
-    """Window maxima and where they were, like PyTorch: the first maximum wins
-    (strict ``>``), a NaN wins over any number, and the index starts at the
-    window's first cell inside the input (so an all ``-inf`` window still
-    routes its gradient somewhere defined)."""
+    """Window maxima and, unless ``argmax`` is None, where they were, like
+    PyTorch: the first maximum wins (strict ``>``), a NaN wins over any number,
+    and the search starts from the window's first cell inside the input (so an
+    all ``-inf`` window still routes its gradient somewhere defined)."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t out_h = out.shape[1], out_w = out.shape[2]
     cdef Py_ssize_t image_row, n, oh, ow, h0, h1, w0, w1, ih, iw, c
-    cdef floating value
+    cdef bint track = argmax is not None
     cdef floating* best
-    cdef int64_t* where
-    cdef const floating* src
+    cdef int32_t* where
     for image_row in prange(N * out_h, nogil=True, schedule="static", num_threads=num_threads):
         n = image_row // out_h
         oh = image_row % out_h
@@ -40,22 +59,23 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x,     # IN  (N, H, W, C)
             w0 = max(ow * stride_w - pad_left, 0)
             w1 = min(ow * stride_w - pad_left + kw, W)
             best = &out[n, oh, ow, 0]
-            where = &argmax[n, oh, ow, 0]
-            for c in range(C):
-                best[c] = -INFINITY
-                where[c] = h0 * W + w0
+            memcpy(best, &x[n, h0, w0, 0], C * sizeof(floating))
+            if track:
+                where = &argmax[n, oh, ow, 0]
+                for c in range(C):
+                    where[c] = h0 * W + w0
             for ih in range(h0, h1):
                 for iw in range(w0, w1):
-                    src = &x[n, ih, iw, 0]
-                    for c in range(C):
-                        value = src[c]
-                        if value > best[c] or value != value:
-                            best[c] = value
-                            where[c] = ih * W + iw
+                    if ih == h0 and iw == w0:
+                        continue
+                    if track:
+                        window_argmax(&x[n, ih, iw, 0], ih * W + iw, best, where, C)
+                    else:
+                        window_max(&x[n, ih, iw, 0], best, C)
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] grad_out,   # IN  (N, out_h, out_w, C)
-                        const int64_t[:, :, :, ::1] argmax,      # IN  from max_pool2d_forward
+                        const int32_t[:, :, :, ::1] argmax,      # IN  from max_pool2d_forward
                         floating[:, :, :, ::1] grad_x,           # OUT (N, H, W, C), overwritten
                         int num_threads):
     """Route each output gradient to the input cell that won its window.

@@ -42,7 +42,7 @@ class MaxPooling2D(_Pooling2D):
     """Max pooling; a window holding a NaN outputs NaN (as in PyTorch)."""
 
     def _call_nhwc(self, x, training):
-        y, argmax = ops.max_pool2d(x, **self._window())
+        y, argmax = ops.max_pool2d(x, **self._window(), with_argmax=training)
         if training:
             self._cache.update(argmax=argmax, x_shape=x.shape)
         return y
@@ -112,7 +112,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     def _pool(self, x, training):
-        y, argmax = ops.global_max_pool2d(x, name=self.describe())
+        y, argmax = ops.global_max_pool2d(x, with_argmax=training, name=self.describe())
         if training:
             self._cache["argmax"] = argmax
         return y
