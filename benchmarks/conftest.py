@@ -1,27 +1,55 @@
-"""Shared helpers for the benchmark suites (run: pytest benchmarks/ --benchmark-only)."""
-import numpy as np
+"""Shared fixtures of the benchmark suite, and the ratio table printed after it.
+
+    pytest benchmarks/ --benchmark-only      (or: python benchmarks/report.py)
+"""
 import pytest
+from threadpoolctl import threadpool_limits
 
 import convnet
 
-try:
-    import torch
-except ImportError:  # the comparison runs only where PyTorch is installed
-    torch = None
+from workloads import torch
 
 
 @pytest.fixture(params=[1, 2], ids=lambda n: f"{n}thr")
 def threads(request):
-    """Run each workload at 1 and 2 threads, for convnet's kernels and for PyTorch alike."""
+    """Run each workload at 1 and 2 threads: convnet's OpenMP kernels, every BLAS in the
+    process (numpy's serves Dense layers) and PyTorch alike."""
     before = convnet.get_num_threads()
     convnet.set_num_threads(request.param)
     if torch is not None:
         torch.set_num_threads(request.param)
-    yield request.param
+    with threadpool_limits(request.param, user_api="blas"):
+        yield request.param
     convnet.set_num_threads(before)
 
 
-def nchw(x, channels_last=True):
-    """An NHWC array as a torch tensor in NCHW, stored channels_last (or contiguous NCHW)."""
-    t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    return t.contiguous(memory_format=torch.channels_last) if channels_last else t.contiguous()
+def ratio_rows(benchmarks):
+    """(workload, threads, convnet median s, torch channels_last median s, ratio) per pair.
+
+    ``benchmarks`` are pytest-benchmark's records (or their JSON form): each carries
+    extra_info with its workload, implementation and thread count.
+    """
+    medians = {}
+    for bench in benchmarks:
+        info = bench["extra_info"] if isinstance(bench, dict) else bench.extra_info
+        stats = bench["stats"] if isinstance(bench, dict) else bench.stats
+        median = stats["median"] if isinstance(stats, dict) else stats.median
+        medians[info["workload"], info["threads"], info["implementation"]] = median
+    rows = []
+    for (workload, threads, implementation), median in medians.items():
+        if implementation == "convnet":
+            reference = medians.get((workload, threads, "torch channels_last"))
+            rows.append((workload, threads, median, reference,
+                         None if reference is None else median / reference))
+    return rows
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    terminalreporter.section("convnet / PyTorch channels_last (median time ratio)")
+    for workload, threads, median, reference, ratio in ratio_rows(session.benchmarks):
+        against = "no PyTorch" if ratio is None else f"{reference * 1e3:8.2f} ms  ratio {ratio:.2f}"
+        terminalreporter.write_line(
+            f"{workload:40s} {threads} thr  {median * 1e3:8.2f} ms  vs {against}")

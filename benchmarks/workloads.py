@@ -1,0 +1,195 @@
+"""The workloads of issue 5, each as a convnet step and the same step in PyTorch.
+
+A workload builds its inputs once; ``convnet()`` and ``torch(channels_last)``
+return zero-argument callables that run one step. Arrays are float32 NHWC;
+PyTorch gets the same numbers in NCHW, stored channels_last or contiguous.
+``flops`` counts multiply-adds as two operations (for GFLOP/s), and only
+the convolution and matrix products, as is usual.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import convnet
+from convnet import layers, ops
+
+try:
+    import torch
+except ImportError:  # the comparison runs only where PyTorch is installed
+    torch = None
+
+
+def as_torch(x, channels_last=True):
+    """An NHWC array as a torch tensor in NCHW, stored channels_last (or contiguous NCHW)."""
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t.contiguous()
+
+
+def kernel_as_torch(kernel, channels_last=True):
+    """A Keras kernel (kh, kw, in, out) as PyTorch's (out, in, kh, kw)."""
+    return as_torch(kernel.transpose(3, 0, 1, 2), channels_last)
+
+
+def conv_flops(n, out_hw, kernel_shape):
+    kh, kw, c, f = kernel_shape
+    return 2 * n * out_hw[0] * out_hw[1] * kh * kw * c * f
+
+
+@dataclass
+class Workload:
+    name: str
+    flops: int                                   # of one step
+    convnet: Callable[[], Callable[[], object]]
+    torch: Callable[[bool], Callable[[], object]]
+
+
+def _conv_workload(name, shape, kernel_shape, strides, padding, backward):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    kernel = rng.standard_normal(kernel_shape, dtype=np.float32) * 0.1
+    y = ops.conv2d(x, kernel, None, strides, padding)
+    grad = rng.standard_normal(y.shape, dtype=np.float32)
+    flops = conv_flops(shape[0], y.shape[1:3], kernel_shape) * (3 if backward else 1)
+
+    def convnet_step():
+        if backward:
+            return lambda: (ops.conv2d(x, kernel, None, strides, padding),
+                            ops.conv2d_backward(x, kernel, grad, strides, padding))
+        return lambda: ops.conv2d(x, kernel, None, strides, padding)
+
+    def torch_step(channels_last):
+        tx = as_torch(x, channels_last).requires_grad_(backward)
+        tk = kernel_as_torch(kernel, channels_last).requires_grad_(backward)
+        tg = as_torch(grad, channels_last)
+        conv = torch.nn.functional.conv2d
+        if backward:
+            return lambda: conv(tx, tk, None, strides, padding).backward(tg)
+        return torch.no_grad()(lambda: conv(tx, tk, None, strides, padding))
+
+    return Workload(name, flops, convnet_step, torch_step)
+
+
+def _pool_workload(name, shape, forward, backward, torch_pool, flops=0):
+    """forward(x) -> (y, saved); backward(grad, saved) -> grad_x; torch_pool(tensor)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    y, _ = forward(x, False)
+    grad = rng.standard_normal(y.shape, dtype=np.float32)
+    with_backward = backward is not None
+
+    def convnet_step():
+        if with_backward:
+            return lambda: backward(grad, forward(x, True)[1])
+        return lambda: forward(x, False)
+
+    def torch_step(channels_last):
+        tx = as_torch(x, channels_last).requires_grad_(with_backward)
+        tg = as_torch(grad, channels_last) if grad.ndim == 4 else torch.from_numpy(grad)
+        if with_backward:
+            return lambda: torch_pool(tx).backward(tg)
+        return torch.no_grad()(lambda: torch_pool(tx))
+
+    return Workload(name, flops, convnet_step, torch_step)
+
+
+def _max_pool(x, training):
+    return ops.max_pool2d(x, 2, with_argmax=training)
+
+
+def _avg_pool(x, training):
+    return ops.avg_pool2d(x, 2), None
+
+
+def _global_avg_pool(x, training):
+    return ops.global_avg_pool2d(x), None
+
+
+W4_SHAPE = (64, 32, 32, 64)
+W6_SHAPE = (64, 8, 8, 256)
+
+
+def small_cnn_keras():
+    """W7's model: the small MNIST CNN of the issue."""
+    model = convnet.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(10),
+    ])
+    model.compile(optimizer=convnet.optimizers.SGD(0.01),
+                  loss=convnet.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def small_cnn_torch(channels_last):
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _training_workload(batch=64):
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, batch)
+    per_image = (conv_flops(1, (28, 28), (3, 3, 1, 32)) + conv_flops(1, (14, 14), (3, 3, 32, 64))
+                 + 2 * (64 * 7 * 7 * 128 + 128 * 10))
+
+    def convnet_step():
+        model = small_cnn_keras()
+        return lambda: model.train_on_batch(x, labels)
+
+    def torch_step(channels_last):
+        model = small_cnn_torch(channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss = torch.nn.CrossEntropyLoss()
+        tx, ty = as_torch(x, channels_last), torch.from_numpy(labels)
+
+        def step():
+            optimizer.zero_grad()
+            value = loss(model(tx), ty)
+            value.backward()
+            optimizer.step()
+            return value
+        return step
+
+    return Workload("W7 training step", 3 * batch * per_image, convnet_step, torch_step)
+
+
+def _torch_global_avg(t):
+    return t.mean((2, 3))
+
+
+def _torch_max_pool(t):
+    return torch.nn.functional.max_pool2d(t, 2)
+
+
+def _torch_avg_pool(t):
+    return torch.nn.functional.avg_pool2d(t, 2)
+
+
+WORKLOADS = [
+    _conv_workload("W1 conv forward", (64, 32, 32, 32), (3, 3, 32, 64), 1, 1, False),
+    _conv_workload("W1 conv forward+backward", (64, 32, 32, 32), (3, 3, 32, 64), 1, 1, True),
+    _conv_workload("W2 conv 1->32 5x5 forward+backward", (64, 28, 28, 1), (5, 5, 1, 32), 1, 0,
+                   True),
+    _conv_workload("W3 conv 227x227 11x11/4 forward", (8, 227, 227, 3), (11, 11, 3, 96), 4, 0,
+                   False),
+    _pool_workload("W4 max pool forward", W4_SHAPE, _max_pool, None, _torch_max_pool),
+    _pool_workload("W4 max pool forward+backward", W4_SHAPE, _max_pool,
+                   lambda g, argmax: ops.max_pool2d_backward(g, argmax, W4_SHAPE),
+                   _torch_max_pool),
+    _pool_workload("W5 avg pool forward", W4_SHAPE, _avg_pool, None, _torch_avg_pool),
+    _pool_workload("W5 avg pool forward+backward", W4_SHAPE, _avg_pool,
+                   lambda g, _: ops.avg_pool2d_backward(g, W4_SHAPE, 2), _torch_avg_pool),
+    _pool_workload("W6 global avg pool forward+backward", W6_SHAPE, _global_avg_pool,
+                   lambda g, _: ops.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
+    _training_workload(),
+]
