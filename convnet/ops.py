@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
+from ._core import linalg as _linalg
 from ._core import pool as _pool
 from ._core import threads as _threads
 from .utils import conv_output_length, same_padding
@@ -288,6 +289,52 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     for partial in partials[1:]:  # in order: the sum does not depend on the thread count
         grad_weights += partial
     return grad_x, grad_weights.reshape(kernel.shape), grad_bias
+
+
+# ----------------------------------------------------------------------------- matrix products
+
+# A product is cut into at most this many blocks of the output, each at least
+# MATMUL_MIN_BLOCK rows (or columns) so BLAS still gets a sizeable product.
+MATMUL_MAX_BLOCKS = 16
+MATMUL_MIN_BLOCK = 32
+
+
+def _stored(m):
+    """(array, transposed): a C-contiguous array that is `m` or whose transpose is `m`."""
+    if m.flags.c_contiguous:
+        return m, False
+    if m.T.flags.c_contiguous:
+        return m.T, True
+    return np.ascontiguousarray(m), False
+
+
+def matmul(a, b, out=None, name="matmul"):
+    """a @ b for 2-D float arrays of one dtype (transposed views welcome), on convnet's threads.
+
+    The output is cut into fixed blocks along its longer side, one single-threaded GEMM
+    each, so the result does not depend on the thread count.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    dtype = float_dtype(a.dtype, name)
+    if a.ndim != 2 or b.ndim != 2 or b.dtype != dtype or a.shape[1] != b.shape[0]:
+        raise ValueError(f"{name}: cannot multiply {a.shape} {a.dtype} by {b.shape} {b.dtype}")
+    m, n = a.shape[0], b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=dtype)
+    elif out.shape != (m, n) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: out must be a C-contiguous {(m, n)} {dtype} array, got "
+                         f"{out.shape} {out.dtype}")
+    if out.size == 0 or a.shape[1] == 0:
+        out[...] = 0
+        return out
+    by_rows = m >= n
+    extent = m if by_rows else n
+    block = max(MATMUL_MIN_BLOCK, -(-extent // MATMUL_MAX_BLOCKS))
+    (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
+    with _sequential_blas:
+        _linalg.matmul(a_stored, trans_a, b_stored, trans_b, out, block, by_rows,
+                       get_num_threads())
+    return out
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -44,6 +44,12 @@ BAD_OPS = {
     "argmax of wrong dtype": (lambda: ops.max_pool2d_backward(
         np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 2, 2, 1)), ValueError,
         "int32"),
+    "matmul of mismatched shapes": (lambda: ops.matmul(np.ones((2, 3)), np.ones((2, 3))),
+                                    ValueError, "(2, 3)"),
+    "matmul of mixed dtypes": (lambda: ops.matmul(np.ones((2, 3)), np.ones((3, 2), np.float32)),
+                               ValueError, "float32"),
+    "matmul into a wrong out": (lambda: ops.matmul(np.ones((2, 3)), np.ones((3, 2)),
+                                                   out=np.empty((2, 3))), ValueError, "out"),
     "non-bool ceil_mode": (lambda: ops.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
                            "ceil_mode"),
 }

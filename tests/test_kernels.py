@@ -130,6 +130,30 @@ def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, p
         np.testing.assert_allclose(got, want)
 
 
+def naive_matmul(a, b):
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            for k in range(a.shape[1]):
+                out[i, j] += float(a[i, k]) * float(b[k, j])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", [(70, 5, 3), (3, 5, 70), (1, 1, 1), (40, 33, 40)])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+def test_matmul_matches_loops_in_any_layout(rng, monkeypatch, dtype, m, k, n, trans_a, trans_b):
+    """Blocks along rows (m >= n) or columns, stored operands or transposed views."""
+    monkeypatch.setattr(ops, "MATMUL_MIN_BLOCK", 4)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+    out, = at_one_and_two_threads(lambda: (ops.matmul(a, b),))
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, naive_matmul(a, b), **TOLERANCE[dtype])
+
+
 @st.composite
 def pool_configs(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))

@@ -22,7 +22,8 @@ and bounds checking is off.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from convnet._core.blas cimport gemm
 
 
 cdef struct Window:
@@ -45,25 +46,6 @@ cdef bint is_pointwise(Window w, const floating[:, :, :, ::1] x) noexcept nogil:
     return (w.kh == 1 and w.kw == 1 and w.stride_h == 1 and w.stride_w == 1
             and w.pad_top == 0 and w.pad_left == 0 and w.out_h == x.shape[1]
             and w.out_w == x.shape[2])
-
-
-cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
-               const floating* a, int lda, const floating* b, int ldb,
-               floating beta, floating* c, int ldc) noexcept nogil:
-    """Row-major C(m, n) = op(A) @ op(B) + beta * C.
-
-    BLAS is column-major, where a row-major matrix reads as its transpose, so
-    this asks BLAS for C^T = op(B)^T @ op(A)^T.
-    """
-    cdef char trans_first = b'T' if trans_b else b'N'
-    cdef char trans_second = b'T' if trans_a else b'N'
-    cdef floating one = 1
-    if floating is float:
-        sgemm(&trans_first, &trans_second, &n, &m, &k, &one, <float*> b, &ldb,
-              <float*> a, &lda, &beta, c, &ldc)
-    else:
-        dgemm(&trans_first, &trans_second, &n, &m, &k, &one, <double*> b, &ldb,
-              <double*> a, &lda, &beta, c, &ldc)
 
 
 cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t first,

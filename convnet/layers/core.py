@@ -52,7 +52,8 @@ class Dense(KernelMixin, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, x, training=False):
-        z = x @ self.kernel
+        z = ops.matmul(x.reshape(-1, x.shape[-1]), self.kernel, name=self.describe())
+        z = z.reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             z += self.bias
         if training:
@@ -63,10 +64,12 @@ class Dense(KernelMixin, Layer):
         x = self._cache["x"]
         x2 = x.reshape(-1, x.shape[-1])
         g2 = grad_z.reshape(-1, self.units)
-        np.matmul(x2.T, g2, out=self.grads[0])
+        ops.matmul(x2.T, g2, out=self.grads[0], name=self.describe())
         if self.use_bias:
             self.grads[1][...] = g2.sum(axis=0)
-        return grad_z @ self.kernel.T if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return ops.matmul(g2, self.kernel.T, name=self.describe()).reshape(x.shape)
 
     def macs(self, input_shape):
         rows = math.prod(input_shape[1:-1]) if all(d is not None for d in input_shape[1:-1]) \

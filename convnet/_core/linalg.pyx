@@ -1,0 +1,39 @@
+"""Matrix products for Dense layers: BLAS per block, one block per OpenMP thread at a time.
+
+A multi-threaded BLAS call leaves its worker threads spinning for a while
+after it returns, on the cores the next convolution kernel wants. So Dense
+layers multiply like the convolution kernels do: OpenMP threads over fixed
+blocks of the output, each block one single-threaded GEMM. The blocks depend
+on the shapes only, never on the thread count, so neither does the result.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from convnet._core.blas cimport gemm
+
+
+def matmul(const floating[:, ::1] a, bint trans_a,   # IN  A, or A^T stored as (k, m)
+           const floating[:, ::1] b, bint trans_b,   # IN  B, or B^T stored as (n, k)
+           floating[:, ::1] out,                     # OUT (m, n) = op(A) @ op(B)
+           int block, bint by_rows, int num_threads):
+    """``out`` in blocks of ``block`` rows (``by_rows``) or columns of the output."""
+    cdef int m = out.shape[0], n = out.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int lda = a.shape[1], ldb = b.shape[1]
+    cdef int extent = m if by_rows else n
+    cdef int n_blocks = (extent + block - 1) // block
+    cdef int i, first, count
+    cdef const floating* a0 = &a[0, 0]
+    cdef const floating* b0 = &b[0, 0]
+    cdef floating* c0 = &out[0, 0]
+    for i in prange(n_blocks, nogil=True, schedule="static", num_threads=num_threads):
+        first = i * block
+        count = min(block, extent - first)
+        if by_rows:
+            # Rows first.. of op(A): A's rows, or A^T's columns.
+            gemm(trans_a, trans_b, count, n, k, a0 + (first if trans_a else first * lda), lda,
+                 b0, ldb, 0, c0 + first * n, n)
+        else:
+            # Columns first.. of op(B): B's columns, or B^T's rows.
+            gemm(trans_a, trans_b, m, count, k, a0, lda,
+                 b0 + (first * ldb if trans_b else first), ldb, 0, c0 + first, n)
