@@ -291,6 +291,21 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     return grad_x, grad_weights.reshape(kernel.shape), grad_bias
 
 
+def relu_backward(y, grad_y, name="relu"):
+    """Gradient through max(z, 0) given its output y: grad_y where y > 0, else 0."""
+    y, grad_y = np.asarray(y), np.asarray(grad_y)
+    if y.shape != grad_y.shape or y.dtype != grad_y.dtype:
+        raise ValueError(f"{name}: output {y.shape} {y.dtype} and its gradient {grad_y.shape} "
+                         f"{grad_y.dtype} must match")
+    float_dtype(y.dtype, name)
+    grad_z = np.empty(y.shape, dtype=y.dtype)
+    if y.size:
+        _conv.relu_backward(np.ascontiguousarray(y).reshape(-1),
+                            np.ascontiguousarray(grad_y).reshape(-1), grad_z.reshape(-1),
+                            get_num_threads())
+    return grad_z
+
+
 # ----------------------------------------------------------------------------- matrix products
 
 # A product is cut into at most this many blocks of the output, each at least

@@ -113,6 +113,17 @@ def test_conv2d_fused_relu_keeps_nan_like_pytorch():
     np.testing.assert_array_equal(y.ravel(), [np.nan, 1.0, 0.0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_passes_gradient_where_output_is_positive(rng, dtype):
+    y = np.maximum(rng.standard_normal((3, 50_000)), 0).astype(dtype)  # several chunks
+    y[0, :3] = [np.nan, 0.0, 1e-30]
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+    grad_z, = at_one_and_two_threads(lambda: (ops.relu_backward(y, grad_y),))
+    want = np.array([[g if v > 0 else 0.0 for v, g in zip(row_y, row_g)]
+                     for row_y, row_g in zip(y, grad_y)], dtype)
+    np.testing.assert_array_equal(grad_z, want)
+
+
 @pytest.mark.parametrize("block_bytes, partials", [(1, 2), (200, 3), (1 << 20, 16)])
 def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, partials):
     """Blocks of one pixel, blocks that straddle images, and fewer partial sums
