@@ -136,8 +136,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
             gemm(False, False, count, F, K, rows_in, K, &weights[0, 0], F, beta, dst, F)
             if relu:
                 for i in range(count * F):
-                    if dst[i] < 0:  # NaN stays NaN, as in PyTorch
-                        dst[i] = 0
+                    # An unconditional store vectorises; NaN stays NaN, as in PyTorch.
+                    dst[i] = 0 if dst[i] < 0 else dst[i]
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
@@ -205,8 +205,11 @@ def relu_backward(const floating[::1] y,       # IN  output of the fused ReLU (f
     """The derivative of the ReLU fused into ``conv2d_forward``, in one vectorised pass."""
     cdef Py_ssize_t size = y.shape[0], chunk = 1 << 14
     cdef Py_ssize_t block, i, end
+    cdef floating g
     for block in prange((size + chunk - 1) // chunk, nogil=True, schedule="static",
                         num_threads=num_threads):
         end = min(size, (block + 1) * chunk)
         for i in range(block * chunk, end):
-            grad_z[i] = grad_y[i] if y[i] > 0 else 0
+            # Both loads unconditional: the compiler then turns this into a vector select.
+            g = grad_y[i]
+            grad_z[i] = g if y[i] > 0 else 0
