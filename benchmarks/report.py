@@ -1,0 +1,99 @@
+"""Run the benchmark suite and write BENCHMARKS.md: ms, GFLOP/s and the ratio to PyTorch.
+
+    python benchmarks/report.py                 # run, write BENCHMARKS.md
+    python benchmarks/report.py --save          # ... and store the run as a baseline
+    python benchmarks/report.py --compare 0001  # ... and fail if convnet got >25% slower
+
+Baselines are pytest-benchmark's own save/compare files, under benchmarks/baseline/
+in a folder per machine type; a comparison only means something on the machine that
+saved them.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import date
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from conftest import ratio_rows  # noqa: E402
+from memory import peak_bytes  # noqa: E402
+from workloads import torch  # noqa: E402
+
+# Issue 5's targets: convnet / PyTorch channels_last median time, at 1 and 2 threads.
+TARGETS = {"W1 conv forward": 1.3, "W1 conv forward+backward": 1.2,
+           "W2 conv 1->32 5x5 forward+backward": 1.0, "W4 max pool forward": 1.0,
+           "W4 max pool forward+backward": 1.0, "W5 avg pool forward": 1.0,
+           "W5 avg pool forward+backward": 1.0, "W7 training step": 1.0}
+
+
+def run_suite(json_path, extra):
+    command = [sys.executable, "-m", "pytest", os.path.join(HERE), "--benchmark-only", "-q",
+               f"--benchmark-json={json_path}",
+               f"--benchmark-storage=file://{os.path.join(HERE, 'baseline')}", *extra]
+    subprocess.run(command, check=True, cwd=os.path.dirname(HERE))
+    with open(json_path) as f:
+        return json.load(f)
+
+
+def table(results):
+    benchmarks = results["benchmarks"]
+    medians = {(b["extra_info"]["workload"], b["extra_info"]["threads"],
+                b["extra_info"]["implementation"]): b["stats"]["median"] for b in benchmarks}
+    flops = {b["extra_info"]["workload"]: b["extra_info"]["flops"] for b in benchmarks}
+    lines = ["| workload | threads | convnet ms | GFLOP/s | PyTorch channels_last ms | "
+             "PyTorch NCHW ms | ratio | target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for workload, threads, median, reference, ratio in sorted(
+            ratio_rows(benchmarks), key=lambda row: (row[0], row[1])):
+        nchw = medians.get((workload, threads, "torch nchw"))
+        gflops = f"{flops[workload] / median / 1e9:.1f}" if flops[workload] else "-"
+        target = TARGETS.get(workload)
+        verdict = "-" if target is None or ratio is None else (
+            f"<= {target} {'met' if ratio <= target else 'missed'}")
+        lines.append("| " + " | ".join([
+            workload, str(threads), f"{median * 1e3:.2f}", gflops,
+            "-" if reference is None else f"{reference * 1e3:.2f}",
+            "-" if nchw is None else f"{nchw * 1e3:.2f}",
+            "-" if ratio is None else f"{ratio:.2f}", verdict]) + " |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", action="store_true", help="store this run as a baseline")
+    parser.add_argument("--compare", metavar="ID",
+                        help="compare with stored run ID; fail if a median got >25%% slower")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "BENCHMARKS.md"))
+    args = parser.parse_args()
+    extra = ["--benchmark-save=baseline"] if args.save else []
+    if args.compare:
+        extra += [f"--benchmark-compare={args.compare}", "--benchmark-compare-fail=median:25%"]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_suite(os.path.join(tmp, "results.json"), extra)
+    memory = {name: peak_bytes(name) for name in ("convnet", "torch channels_last")
+              if name == "convnet" or torch is not None}
+    cpu = results["machine_info"].get("cpu", {}).get("brand_raw", platform.processor())
+    lines = [
+        "# Benchmarks", "",
+        f"Written by `python benchmarks/report.py` on {date.today()}: {cpu}, "
+        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}. Medians of "
+        "pytest-benchmark rounds; ratio = convnet / PyTorch channels_last, measured in the "
+        "same run at the same thread count. GFLOP/s counts the convolutions and matrix "
+        "products of one step.", "",
+        *table(results), "",
+        "Peak memory of W1 forward + backward above its inputs (fresh process, RSS): "
+        + ", ".join(f"{name} {peak / 2**20:.1f} MiB" for name, peak in memory.items())
+        + ("" if len(memory) < 2 else f", ratio {memory['convnet'] / memory['torch channels_last']:.2f}"
+           " (target <= 1.2)") + ".", ""]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
