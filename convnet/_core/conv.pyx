@@ -114,11 +114,14 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef Py_ssize_t n_blocks = (rows + block_rows - 1) // block_rows
     cdef Py_ssize_t block, first, count, r, i
     cdef bint pointwise = is_pointwise(w, x)
-    cdef const floating* bias_ptr = NULL if bias is None else &bias[0]
+    cdef const floating* bias_ptr = NULL
     cdef const floating* rows_in
-    cdef floating* cols
+    cdef floating* cols = NULL  # each thread points it at its own scratch row
     cdef floating* dst
-    cdef floating beta = 0 if bias is None else 1
+    cdef floating beta = 0
+    if bias is not None:
+        bias_ptr = &bias[0]
+        beta = 1
     with nogil, parallel(num_threads=num_threads):
         cols = &scratch[threadid(), 0]
         for block in prange(n_blocks, schedule="static"):
@@ -165,7 +168,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef bint input_grad = grad_x is not None
     cdef bint pointwise = is_pointwise(w, x)
     cdef const floating* rows_in
-    cdef floating* cols
+    cdef floating* cols = NULL  # each thread points it at its own scratch row
     cdef floating* partial
     with nogil, parallel(num_threads=num_threads):
         cols = &scratch[threadid(), 0]
