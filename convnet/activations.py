@@ -6,6 +6,7 @@ x or y may be used, whichever the derivative is cheaper from).
 import numpy as np
 
 from . import ops
+from .utils import from_registry
 
 
 class Activation:
@@ -162,12 +163,7 @@ def get(identifier):
     """An Activation from a name ("relu"), None (linear) or an Activation instance."""
     if identifier is None:
         return Linear()
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"Unknown activation {identifier!r}; expected one of "
-                     f"{sorted(_BY_NAME)} or None")
+    return from_registry(identifier, Activation, _BY_NAME, "activation", " or None")
 
 
 def serialize(activation):

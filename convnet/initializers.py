@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from . import random
+from .utils import from_registry
 
 
 def compute_fans(shape):
@@ -154,13 +155,9 @@ _NAME_OF = {cls: name for name, cls in _BY_NAME.items()}
 
 def get(identifier):
     """An Initializer from a Keras name, a {"class_name", "config"} dict, or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
     if isinstance(identifier, dict) and identifier.get("class_name") in _BY_NAME:
         return _BY_NAME[identifier["class_name"]](**identifier.get("config", {}))
-    raise ValueError(f"Unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}")
+    return from_registry(identifier, Initializer, _BY_NAME, "initializer")
 
 
 def serialize(initializer):

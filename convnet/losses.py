@@ -6,6 +6,8 @@ over whenever the last layer ends in a softmax.
 """
 import numpy as np
 
+from .utils import from_registry
+
 _EPSILON = 1e-7  # Keras' clip for probabilities
 
 
@@ -148,14 +150,9 @@ mean_squared_error = mse = MeanSquaredError()
 
 
 def get(identifier):
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
-    raise ValueError(f"Unknown loss {identifier!r}; expected one of {sorted(_BY_NAME)} or a "
-                     f"convnet.losses.Loss")
+    return from_registry(identifier, Loss, _BY_NAME, "loss", " or a convnet.losses.Loss")
 
 
 def serialize(loss):

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .utils import from_registry
+
 
 class LearningRateSchedule:
     """A learning rate that is a function of the step (the optimizer's ``iterations``)."""
@@ -216,9 +218,5 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
 def get(identifier):
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"Unknown optimizer {identifier!r}; expected one of {sorted(_BY_NAME)} or "
-                     f"a convnet.optimizers.Optimizer")
+    return from_registry(identifier, Optimizer, _BY_NAME, "optimizer",
+                         " or a convnet.optimizers.Optimizer")

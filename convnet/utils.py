@@ -4,6 +4,17 @@ import math
 import numpy as np
 
 
+def from_registry(identifier, base, by_name, kind, alternatives=""):
+    """``identifier`` if it is a ``base`` instance, else a new instance of the class
+    registered under that (case-insensitive) name; ValueError naming ``kind`` otherwise."""
+    if isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in by_name:
+        return by_name[identifier.lower()]()
+    raise ValueError(f"Unknown {kind} {identifier!r}; expected one of {sorted(by_name)}"
+                     f"{alternatives}")
+
+
 def conv_output_length(length, kernel_size, stride, dilation=1, pad_total=0,
                        ceil_mode=False, pad_before=0):
     """Output length of a convolution or pooling window sliding over `length` cells.
