@@ -23,22 +23,21 @@ def threads(request):
     convnet.set_num_threads(before)
 
 
-def ratio_rows(benchmarks):
-    """(workload, threads, convnet median s, torch channels_last median s, ratio) per pair.
+def medians(benchmarks):
+    """{(workload, threads, implementation): median seconds} from pytest-benchmark's
+    records in their JSON form (``Metadata.as_dict()``, or the --benchmark-json file)."""
+    return {(b["extra_info"]["workload"], b["extra_info"]["threads"],
+             b["extra_info"]["implementation"]): b["stats"]["median"] for b in benchmarks}
 
-    ``benchmarks`` are pytest-benchmark's records (or their JSON form): each carries
-    extra_info with its workload, implementation and thread count.
-    """
-    medians = {}
-    for bench in benchmarks:
-        info = bench["extra_info"] if isinstance(bench, dict) else bench.extra_info
-        stats = bench["stats"] if isinstance(bench, dict) else bench.stats
-        median = stats["median"] if isinstance(stats, dict) else stats.median
-        medians[info["workload"], info["threads"], info["implementation"]] = median
+
+def ratio_rows(benchmarks):
+    """(workload, threads, convnet median s, torch channels_last median s or None, ratio or
+    None) for each convnet record, in the order they ran."""
+    times = medians(benchmarks)
     rows = []
-    for (workload, threads, implementation), median in medians.items():
+    for (workload, threads, implementation), median in times.items():
         if implementation == "convnet":
-            reference = medians.get((workload, threads, "torch channels_last"))
+            reference = times.get((workload, threads, "torch channels_last"))
             rows.append((workload, threads, median, reference,
                          None if reference is None else median / reference))
     return rows
@@ -49,7 +48,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if session is None or not session.benchmarks:
         return
     terminalreporter.section("convnet / PyTorch channels_last (median time ratio)")
-    for workload, threads, median, reference, ratio in ratio_rows(session.benchmarks):
+    for workload, threads, median, reference, ratio in ratio_rows([b.as_dict() for b in session.benchmarks]):
         against = "no PyTorch" if ratio is None else f"{reference * 1e3:8.2f} ms  ratio {ratio:.2f}"
         terminalreporter.write_line(
             f"{workload:40s} {threads} thr  {median * 1e3:8.2f} ms  vs {against}")

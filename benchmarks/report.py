@@ -20,7 +20,7 @@ from datetime import date
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from conftest import ratio_rows  # noqa: E402
+from conftest import medians, ratio_rows  # noqa: E402
 from memory import peak_bytes  # noqa: E402
 from workloads import torch  # noqa: E402
 
@@ -42,15 +42,14 @@ def run_suite(json_path, extra):
 
 def table(results):
     benchmarks = results["benchmarks"]
-    medians = {(b["extra_info"]["workload"], b["extra_info"]["threads"],
-                b["extra_info"]["implementation"]): b["stats"]["median"] for b in benchmarks}
+    times = medians(benchmarks)
     flops = {b["extra_info"]["workload"]: b["extra_info"]["flops"] for b in benchmarks}
     lines = ["| workload | threads | convnet ms | GFLOP/s | PyTorch channels_last ms | "
              "PyTorch NCHW ms | ratio | target |",
              "|---|---|---|---|---|---|---|---|"]
     for workload, threads, median, reference, ratio in sorted(
             ratio_rows(benchmarks), key=lambda row: (row[0], row[1])):
-        nchw = medians.get((workload, threads, "torch nchw"))
+        nchw = times.get((workload, threads, "torch nchw"))
         gflops = f"{flops[workload] / median / 1e9:.1f}" if flops[workload] else "-"
         target = TARGETS.get(workload)
         verdict = "-" if target is None or ratio is None else (

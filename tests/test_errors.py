@@ -55,13 +55,6 @@ BAD_OPS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_OPS))
-def test_bad_kernel_arguments_raise_clear_errors(case):
-    call, error, message = BAD_OPS[case]
-    with pytest.raises(error, match=message):
-        call()
-
-
 BAD_LAYERS = {
     "zero filters": (lambda: layers.Conv2D(0, 3), ValueError, "filters"),
     "bad kernel_size": (lambda: layers.Conv2D(4, (3, 3, 3)), TypeError, "kernel_size"),
@@ -78,9 +71,13 @@ BAD_LAYERS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_LAYERS))
-def test_bad_layer_arguments_raise_clear_errors(case):
-    call, error, message = BAD_LAYERS[case]
+BAD_ARGUMENTS = {**{f"ops: {case}": v for case, v in BAD_OPS.items()},
+                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()}}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_raise_clear_errors(case):
+    call, error, message = BAD_ARGUMENTS[case]
     with pytest.raises(error, match=message):
         call()
 
