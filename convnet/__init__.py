@@ -3,14 +3,6 @@
 ``import convnet as keras`` and ``from convnet import layers`` run Keras
 scripts built from the layers convnet has.
 """
-import os
-
-# The kernels' OpenMP regions alternate with BLAS calls that have threads of their own.
-# libgomp's default keeps its idle workers spinning for a while after each region, which
-# takes the cores from BLAS: on 2 cores a convolution ran 4x slower. Threads that sleep
-# when idle avoid that; libgomp reads this once, when _core first loads it. A value the
-# user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, ops,
                optimizers, utils)
 from .layers import Input

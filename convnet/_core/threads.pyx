@@ -3,6 +3,12 @@
 The count is a plain module variable that ``convnet.ops`` reads and passes to
 every kernel as ``num_threads``, so it holds for calls made from any Python
 thread (OpenMP's own setting is per calling thread).
+
+A training step opens dozens of short parallel regions with Python in between,
+so the workers must still be awake when the next one opens. libgomp's default
+wait policy keeps them spinning for a few milliseconds, which is what these
+kernels want; with OMP_WAIT_POLICY=passive each region waited ~80 us for its
+workers on 2 cores, and W7's training step took 23 ms instead of 16.
 """
 
 cdef extern from *:
