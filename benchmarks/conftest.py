@@ -10,10 +10,21 @@ import convnet
 from workloads import torch
 
 
-@pytest.fixture(params=[1, 2], ids=lambda n: f"{n}thr")
+def pytest_addoption(parser):
+    parser.addoption("--bench-threads", default="1,2", metavar="N,N,...",
+                     help="thread counts to time each workload at (default 1,2)")
+
+
+def pytest_generate_tests(metafunc):
+    if "threads" in metafunc.fixturenames:
+        counts = [int(n) for n in metafunc.config.getoption("--bench-threads").split(",")]
+        metafunc.parametrize("threads", counts, indirect=True, ids=lambda n: f"{n}thr")
+
+
+@pytest.fixture
 def threads(request):
-    """Run each workload at 1 and 2 threads: convnet's OpenMP kernels, every BLAS in the
-    process (numpy's serves Dense layers) and PyTorch alike."""
+    """Run each workload at each of --bench-threads (1 and 2 by default): convnet's OpenMP
+    kernels, every BLAS in the process (numpy's serves Dense layers) and PyTorch alike."""
     before = convnet.get_num_threads()
     convnet.set_num_threads(request.param)
     if torch is not None:
