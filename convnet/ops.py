@@ -31,6 +31,10 @@ COLUMN_BLOCK_BYTES = 512 << 10
 # The kernel gradient is summed in at most this many partial buffers, one per
 # group of images: enough to keep 16 threads busy, independent of the thread count.
 MAX_GRADIENT_PARTIALS = 16
+# The forward pass cuts its output pixels into a multiple of this many blocks, so that
+# 1, 2, 4, 8 and 16 threads get equal shares, each block at least MIN_BLOCK_ROWS pixels.
+BLOCK_COUNT_MULTIPLE = 16
+MIN_BLOCK_ROWS = 64
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _workspace = threading.local()
@@ -196,7 +200,18 @@ _sequential_blas = SequentialBlas()
 
 
 def _block_rows(column_width, itemsize):
+    """Output pixels whose columns fit in COLUMN_BLOCK_BYTES (at least one)."""
     return max(1, COLUMN_BLOCK_BYTES // (column_width * itemsize))
+
+
+def _balanced_block_rows(rows, column_width, itemsize):
+    """Pixels per forward block: blocks that fit in cache, as many as a multiple of
+    BLOCK_COUNT_MULTIPLE (the threads share them evenly), but not under MIN_BLOCK_ROWS
+    pixels. A function of the shapes alone, so the result is the same at any thread count."""
+    cached = _block_rows(column_width, itemsize)
+    blocks = -(-rows // cached)
+    blocks = -(-blocks // BLOCK_COUNT_MULTIPLE) * BLOCK_COUNT_MULTIPLE
+    return min(cached, max(-(-rows // blocks), MIN_BLOCK_ROWS))
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -249,7 +264,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
     if out.size == 0:
         return out
     threads = get_num_threads()
-    block_rows = _block_rows(weights.shape[0], x.itemsize)
+    block_rows = _balanced_block_rows(out.size // filters, weights.shape[0], x.itemsize)
     scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
     with _sequential_blas:
         _conv.conv2d_forward(x, weights, bias, out.reshape(-1, filters), scratch,
@@ -273,22 +288,24 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
                          f"{(n, *geometry.output_hw, filters)}")
     weights = kernel.reshape(-1, filters)
     grad_rows = grad_out.reshape(-1, filters)
-    grad_bias = grad_rows.sum(axis=0)
     grad_x = np.empty_like(x) if need_input_grad else None
     if grad_rows.shape[0] == 0:
         if grad_x is not None:
             grad_x[...] = 0
-        return grad_x, np.zeros_like(kernel), grad_bias
+        return grad_x, np.zeros_like(kernel), np.zeros(filters, dtype=kernel.dtype)
     threads = get_num_threads()
     block_rows = _block_rows(weights.shape[0], x.itemsize)
     scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
-    partials = np.empty((min(n, MAX_GRADIENT_PARTIALS), *weights.shape), dtype=x.dtype)
+    n_partials = min(n, MAX_GRADIENT_PARTIALS)
+    partials = np.empty((n_partials, *weights.shape), dtype=x.dtype)
+    bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
     with _sequential_blas:
-        _conv.conv2d_backward(x, weights, grad_rows, partials, grad_x, scratch,
+        _conv.conv2d_backward(x, weights, grad_rows, partials, bias_partials, grad_x, scratch,
                               *_column_args(geometry), block_rows, threads)
-    grad_weights = partials[0]
-    for partial in partials[1:]:  # in order: the sum does not depend on the thread count
-        grad_weights += partial
+    grad_weights, grad_bias = partials[0], bias_partials[0]
+    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
+        grad_weights += partials[p]
+        grad_bias += bias_partials[p]
     return grad_x, grad_weights.reshape(kernel.shape), grad_bias
 
 

@@ -98,6 +98,15 @@ cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t f
                 src = src + C
 
 
+cdef inline void add_rows(const floating* rows, Py_ssize_t count, Py_ssize_t F,
+                          floating* total) noexcept nogil:
+    # total (F,) += the sum of ``count`` rows of F, in row order (vectorised over F).
+    cdef Py_ssize_t r, f
+    for r in range(count):
+        for f in range(F):
+            total[f] = total[f] + rows[r * F + f]
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                    const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
                    const floating[::1] bias,              # IN  (F,), or None
@@ -122,7 +131,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     if bias is not None:
         bias_ptr = &bias[0]
         beta = 1
-    with nogil, parallel(num_threads=num_threads):
+    with nogil, parallel(num_threads=min(num_threads, n_blocks)):
         cols = &scratch[threadid(), 0]
         for block in prange(n_blocks, schedule="static"):
             first = block * block_rows
@@ -147,13 +156,14 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
                     const floating[:, ::1] grad_out,       # IN  (N*out_h*out_w, F)
                     floating[:, :, ::1] grad_partials,     # OUT (P, kh*kw*C, F), P <= N
+                    floating[:, ::1] bias_partials,        # OUT (P, F)
                     floating[:, :, :, ::1] grad_x,         # OUT (N, H, W, C), or None
                     floating[:, ::1] scratch,              # (num_threads, block_rows*kh*kw*C)
                     int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
                     int pad_top, int pad_left, int out_h, int out_w,
                     int block_rows, int num_threads):
-    """Kernel gradient in P partial sums (the caller adds them in order) and,
-    unless ``grad_x`` is None, the input gradient.
+    """Kernel and bias gradients in P partial sums (the caller adds them in
+    order) and, unless ``grad_x`` is None, the input gradient.
 
     Partial p sums images p, p+P, p+2P, ... in that order, block by block, and
     the iteration that owns an image is the only one to write its input
@@ -170,11 +180,14 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef const floating* rows_in
     cdef floating* cols = NULL  # each thread points it at its own scratch row
     cdef floating* partial
-    with nogil, parallel(num_threads=num_threads):
+    cdef floating* bias_partial
+    with nogil, parallel(num_threads=min(num_threads, P)):
         cols = &scratch[threadid(), 0]
         for p in prange(P, schedule="static"):
             partial = &grad_partials[p, 0, 0]
             memset(partial, 0, K * F * sizeof(floating))
+            bias_partial = &bias_partials[p, 0]
+            memset(bias_partial, 0, F * sizeof(floating))
             for group in range((N - p + P - 1) // P):
                 n = p + group * P
                 if input_grad:
@@ -190,6 +203,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     # partial (K, F) += columns^T (K, count) @ grad_out block (count, F)
                     gemm(True, False, K, F, count, rows_in, K, &grad_out[first, 0], F, 1,
                          partial, F)
+                    add_rows(&grad_out[first, 0], count, F, bias_partial)
                     if input_grad and pointwise:
                         gemm(False, True, count, K, F, &grad_out[first, 0], F,
                              &weights[0, 0], F, 0, &grad_x[0, 0, 0, 0] + first * K, K)
@@ -209,8 +223,9 @@ def relu_backward(const floating[::1] y,       # IN  output of the fused ReLU (f
     cdef Py_ssize_t size = y.shape[0], chunk = 1 << 14
     cdef Py_ssize_t block, i, end
     cdef floating g
-    for block in prange((size + chunk - 1) // chunk, nogil=True, schedule="static",
-                        num_threads=num_threads):
+    cdef Py_ssize_t n_chunks = (size + chunk - 1) // chunk
+    for block in prange(n_chunks, nogil=True, schedule="static",
+                        num_threads=min(num_threads, n_chunks)):
         end = min(size, (block + 1) * chunk)
         for i in range(block * chunk, end):
             # Both loads unconditional: the compiler then turns this into a vector select.

@@ -26,7 +26,8 @@ def matmul(const floating[:, ::1] a, bint trans_a,   # IN  A, or A^T stored as (
     cdef const floating* a0 = &a[0, 0]
     cdef const floating* b0 = &b[0, 0]
     cdef floating* c0 = &out[0, 0]
-    for i in prange(n_blocks, nogil=True, schedule="static", num_threads=num_threads):
+    for i in prange(n_blocks, nogil=True, schedule="static",
+                    num_threads=min(num_threads, n_blocks)):
         first = i * block
         count = min(block, extent - first)
         if by_rows:
