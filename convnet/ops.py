@@ -326,8 +326,9 @@ def relu_backward(y, grad_y, name="relu"):
 
 # ----------------------------------------------------------------------------- matrix products
 
-# A product is cut into at most this many blocks of the output, each at least
-# MATMUL_MIN_BLOCK rows (or columns) so BLAS still gets a sizeable product.
+# A product is cut into at most this many blocks, each at least MATMUL_MIN_BLOCK rows or
+# columns of the output (or of the inner dimension, when that is the longest) so BLAS still
+# gets a sizeable product.
 MATMUL_MAX_BLOCKS = 16
 MATMUL_MIN_BLOCK = 32
 
@@ -345,7 +346,8 @@ def matmul(a, b, out=None, name="matmul"):
     """a @ b for 2-D float arrays of one dtype (transposed views welcome), on convnet's threads.
 
     The output is cut into fixed blocks along its longer side, one single-threaded GEMM
-    each, so the result does not depend on the thread count.
+    each; or, when the inner dimension is longer than both, that is cut and the partial
+    products are added in order. Either way the result does not depend on the thread count.
     """
     a, b = np.asarray(a), np.asarray(b)
     dtype = float_dtype(a.dtype, name)
@@ -360,10 +362,23 @@ def matmul(a, b, out=None, name="matmul"):
     if out.size == 0 or a.shape[1] == 0:
         out[...] = 0
         return out
+    (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
+    k = a.shape[1]
+    if k > max(m, n):
+        # A small output over a long inner dimension (a Dense layer's forward pass): split
+        # the inner dimension, and add the partial products in order.
+        block = max(MATMUL_MIN_BLOCK, -(-k // MATMUL_MAX_BLOCKS))
+        partials = np.empty((-(-k // block), m, n), dtype=dtype)
+        with _sequential_blas:
+            _linalg.matmul_split_k(a_stored, trans_a, b_stored, trans_b, partials, block,
+                                   get_num_threads())
+        np.copyto(out, partials[0])
+        for partial in partials[1:]:
+            out += partial
+        return out
     by_rows = m >= n
     extent = m if by_rows else n
     block = max(MATMUL_MIN_BLOCK, -(-extent // MATMUL_MAX_BLOCKS))
-    (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
     with _sequential_blas:
         _linalg.matmul(a_stored, trans_a, b_stored, trans_b, out, block, by_rows,
                        get_num_threads())

@@ -151,11 +151,13 @@ def naive_matmul(a, b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m, k, n", [(70, 5, 3), (3, 5, 70), (1, 1, 1), (40, 33, 40)])
+@pytest.mark.parametrize("m, k, n", [(70, 5, 3), (3, 5, 70), (5, 70, 3), (4, 37, 6), (1, 1, 1),
+                                     (40, 33, 40)])
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 def test_matmul_matches_loops_in_any_layout(rng, monkeypatch, dtype, m, k, n, trans_a, trans_b):
-    """Blocks along rows (m >= n) or columns, stored operands or transposed views."""
+    """Blocks along rows (m >= n), columns, or the inner dimension (k > m, n; the last
+    block shorter), stored operands or transposed views."""
     monkeypatch.setattr(ops, "MATMUL_MIN_BLOCK", 4)
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)

@@ -38,3 +38,23 @@ def matmul(const floating[:, ::1] a, bint trans_a,   # IN  A, or A^T stored as (
             # Columns first.. of op(B): B's columns, or B^T's rows.
             gemm(trans_a, trans_b, m, count, k, a0, lda,
                  b0 + (first * ldb if trans_b else first), ldb, 0, c0 + first, n)
+
+
+def matmul_split_k(const floating[:, ::1] a, bint trans_a,   # IN  A, or A^T stored as (k, m)
+                   const floating[:, ::1] b, bint trans_b,   # IN  B, or B^T stored as (n, k)
+                   floating[:, :, ::1] partials,             # OUT (P, m, n)
+                   int block, int num_threads):
+    """partials[p] = op(A)[:, p*block:(p+1)*block] @ op(B)[p*block:(p+1)*block, :], for
+    a small output over a long inner dimension; the caller adds them in order."""
+    cdef int P = partials.shape[0], m = partials.shape[1], n = partials.shape[2]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef int lda = a.shape[1], ldb = b.shape[1]
+    cdef int p, first, count
+    cdef const floating* a0 = &a[0, 0]
+    cdef const floating* b0 = &b[0, 0]
+    for p in prange(P, nogil=True, schedule="static", num_threads=min(num_threads, P)):
+        first = p * block
+        count = min(block, k - first)
+        # Columns first.. of op(A) and the same rows of op(B).
+        gemm(trans_a, trans_b, m, n, count, a0 + (first * lda if trans_a else first), lda,
+             b0 + (first if trans_b else first * ldb), ldb, 0, &partials[p, 0, 0], n)
