@@ -124,20 +124,24 @@ def test_relu_backward_passes_gradient_where_output_is_positive(rng, dtype):
     np.testing.assert_array_equal(grad_z, want)
 
 
-@pytest.mark.parametrize("block_bytes, partials", [(1, 2), (200, 3), (1 << 20, 16)])
-def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, partials):
-    """Blocks of one pixel, blocks that straddle images, and fewer partial sums
-    than images: every way of cutting the work must give the same numbers."""
+@pytest.mark.parametrize("block_bytes, partials, min_rows",
+                         [(1, 2, 64), (200, 3, 64), (1 << 20, 16, 64), (1 << 20, 16, 1)])
+def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, partials,
+                                                min_rows):
+    """Blocks of one pixel, blocks that straddle images (64 pixels, or 16 blocks of 12),
+    and fewer partial sums than images: every way of cutting the work must give the same
+    numbers, at 1 and 2 threads alike."""
     monkeypatch.setattr(ops, "COLUMN_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(ops, "MAX_GRADIENT_PARTIALS", partials)
+    monkeypatch.setattr(ops, "MIN_BLOCK_ROWS", min_rows)
     x = rng.standard_normal((5, 6, 6, 2))
     w = rng.standard_normal((3, 3, 2, 3))
     grad_y = rng.standard_normal((5, 6, 6, 3))
     pad = ((1, 1), (1, 1))
-    np.testing.assert_allclose(ops.conv2d(x, w, padding=1),
-                               ref.conv2d(x, w, None, (1, 1), pad, (1, 1)))
-    for got, want in zip(ops.conv2d_backward(x, w, grad_y, padding=1),
-                         ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
+    y, *grads = at_one_and_two_threads(
+        lambda: (ops.conv2d(x, w, padding=1), *ops.conv2d_backward(x, w, grad_y, padding=1)))
+    np.testing.assert_allclose(y, ref.conv2d(x, w, None, (1, 1), pad, (1, 1)))
+    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
         np.testing.assert_allclose(got, want)
 
 
@@ -268,23 +272,30 @@ def test_pooling_gradients_match_finite_differences(rng):
 
 
 def _all_kernels(rng, dtype):
-    x = rng.standard_normal((9, 13, 11, 5)).astype(dtype)
+    # 20 images: 14 forward blocks and 16 gradient partials of uneven size, and products
+    # cut along k, rows and columns, so that 3 and 16 threads split the work differently.
+    x = rng.standard_normal((20, 13, 11, 5)).astype(dtype)
     w = rng.standard_normal((3, 3, 5, 7)).astype(dtype)
     y = ops.conv2d(x, w, None, 2, "same", 1)
     grads = ops.conv2d_backward(x, w, np.ones_like(y) * 0.1, 2, "same", 1)
     pooled, argmax = ops.max_pool2d(x, 3, 2, "same")
     averaged = ops.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+    a = rng.standard_normal((40, 700)).astype(dtype)
+    b = rng.standard_normal((700, 30)).astype(dtype)
     return [y, *grads, pooled, argmax, ops.max_pool2d_backward(pooled, argmax, x.shape),
-            averaged, ops.avg_pool2d_backward(averaged, x.shape, 3, 2, 1)]
+            averaged, ops.avg_pool2d_backward(averaged, x.shape, 3, 2, 1),
+            ops.matmul(a, b), ops.matmul(a.T, a[:, :30]), ops.matmul(b.T[:, :40], a)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_results_are_bit_identical_at_one_and_two_threads(threads, dtype):
+@pytest.mark.parametrize("count", [2, 3, 16])
+def test_results_are_bit_identical_at_any_thread_count(threads, dtype, count):
+    """More threads than this machine's cores is fine: only the split of the work changes."""
     convnet.set_num_threads(1)
     single = _all_kernels(np.random.default_rng(5), dtype)
-    convnet.set_num_threads(2)
-    double = _all_kernels(np.random.default_rng(5), dtype)
-    for a, b in zip(single, double):
+    convnet.set_num_threads(count)
+    several = _all_kernels(np.random.default_rng(5), dtype)
+    for a, b in zip(single, several):
         assert a.tobytes() == b.tobytes()
 
 
