@@ -160,7 +160,8 @@ def _training_workload(batch=64):
             return value
         return step
 
-    return Workload("W7 training step", 3 * batch * per_image, convnet_step, torch_step)
+    name = "W7 training step" + ("" if batch == 64 else f", batch {batch}")
+    return Workload(name, 3 * batch * per_image, convnet_step, torch_step)
 
 
 def _torch_global_avg(t):
@@ -192,4 +193,6 @@ WORKLOADS = [
     _pool_workload("W6 global avg pool forward+backward", W6_SHAPE, _global_avg_pool,
                    lambda g, _: ops.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
     _training_workload(),
+    # Not in the issue: the same step on a larger batch, to see how far threads take it.
+    _training_workload(batch=256),
 ]
