@@ -1,6 +1,6 @@
 """Run the benchmark suite and write BENCHMARKS.md: ms, GFLOP/s and the ratio to PyTorch.
 
-    python benchmarks/report.py                 # run, write BENCHMARKS.md
+    python benchmarks/report.py                 # run 3 times, write BENCHMARKS.md
     python benchmarks/report.py --save          # ... and store the run as a baseline
     python benchmarks/report.py --compare 0001  # ... and fail if convnet got >25% slower
 
@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,16 +41,27 @@ def run_suite(json_path, extra):
         return json.load(f)
 
 
-def table(results):
-    benchmarks = results["benchmarks"]
-    times = medians(benchmarks)
-    flops = {b["extra_info"]["workload"]: b["extra_info"]["flops"] for b in benchmarks}
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def table(runs):
+    """Each time is the median over the runs of that run's median; each ratio the median
+    over the runs of the ratio within a run, where convnet and PyTorch ran side by side."""
+    times = [medians(run["benchmarks"]) for run in runs]
+    ratios = [{(w, t): r for w, t, _, _, r in ratio_rows(run["benchmarks"])} for run in runs]
+    flops = {b["extra_info"]["workload"]: b["extra_info"]["flops"]
+             for b in runs[0]["benchmarks"]}
     lines = ["| workload | threads | convnet ms | GFLOP/s | PyTorch channels_last ms | "
              "PyTorch NCHW ms | ratio | target |",
              "|---|---|---|---|---|---|---|---|"]
-    for workload, threads, median, reference, ratio in sorted(
-            ratio_rows(benchmarks), key=lambda row: (row[0], row[1])):
-        nchw = times.get((workload, threads, "torch nchw"))
+    for workload, threads in sorted(ratios[0]):
+        median, reference, nchw = (_median(t.get((workload, threads, implementation))
+                                           for t in times)
+                                   for implementation in ("convnet", "torch channels_last",
+                                                          "torch nchw"))
+        ratio = _median(r.get((workload, threads)) for r in ratios)
         gflops = f"{flops[workload] / median / 1e9:.1f}" if flops[workload] else "-"
         target = TARGETS.get(workload)
         verdict = "-" if target is None or ratio is None else (
@@ -67,24 +79,30 @@ def main():
     parser.add_argument("--save", action="store_true", help="store this run as a baseline")
     parser.add_argument("--compare", metavar="ID",
                         help="compare with stored run ID; fail if a median got >25%% slower")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="run the suite this many times; the table takes medians over "
+                             "the runs (a shared machine drifts over minutes)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "BENCHMARKS.md"))
     args = parser.parse_args()
     extra = ["--benchmark-save=baseline"] if args.save else []
     if args.compare:
         extra += [f"--benchmark-compare={args.compare}", "--benchmark-compare-fail=median:25%"]
     with tempfile.TemporaryDirectory() as tmp:
-        results = run_suite(os.path.join(tmp, "results.json"), extra)
+        # --save and --compare apply to the first run.
+        runs = [run_suite(os.path.join(tmp, f"results{i}.json"), extra if i == 0 else [])
+                for i in range(args.runs)]
     memory = {name: peak_bytes(name) for name in ("convnet", "torch channels_last")
               if name == "convnet" or torch is not None}
-    cpu = results["machine_info"].get("cpu", {}).get("brand_raw", platform.processor())
+    cpu = runs[0]["machine_info"].get("cpu", {}).get("brand_raw", platform.processor())
     lines = [
         "# Benchmarks", "",
         f"Written by `python benchmarks/report.py` on {date.today()}: {cpu}, "
-        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}. Medians of "
-        "pytest-benchmark rounds; ratio = convnet / PyTorch channels_last, measured in the "
-        "same run at the same thread count. GFLOP/s counts the convolutions and matrix "
-        "products of one step.", "",
-        *table(results), "",
+        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}. The suite ran "
+        f"{len(runs)} times; each time is the median over the runs of the median of "
+        "pytest-benchmark's rounds, and each ratio (convnet / PyTorch channels_last, measured "
+        "side by side in the same run at the same thread count) the median of the runs' "
+        "ratios. GFLOP/s counts the convolutions and matrix products of one step.", "",
+        *table(runs), "",
         "Peak memory of W1 forward + backward above its inputs (fresh process, RSS): "
         + ", ".join(f"{name} {peak / 2**20:.1f} MiB" for name, peak in memory.items())
         + ("" if len(memory) < 2 else f", ratio {memory['convnet'] / memory['torch channels_last']:.2f}"

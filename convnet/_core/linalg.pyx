@@ -3,7 +3,8 @@
 A multi-threaded BLAS call leaves its worker threads spinning for a while
 after it returns, on the cores the next convolution kernel wants. So Dense
 layers multiply like the convolution kernels do: OpenMP threads over fixed
-blocks of the output, each block one single-threaded GEMM. The blocks depend
+blocks of the output (or of the inner dimension, into partial products the
+caller adds in order), each block one single-threaded GEMM. The blocks depend
 on the shapes only, never on the thread count, so neither does the result.
 """
 from cython cimport floating
