@@ -24,7 +24,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def threads(request):
     """Run each workload at each of --bench-threads (1 and 2 by default): convnet's OpenMP
-    kernels, every BLAS in the process (numpy's serves Dense layers) and PyTorch alike."""
+    kernels, every BLAS in the process and PyTorch alike."""
     before = convnet.get_num_threads()
     convnet.set_num_threads(request.param)
     if torch is not None:

@@ -331,6 +331,9 @@ def relu_backward(y, grad_y, name="relu"):
 # gets a sizeable product.
 MATMUL_MAX_BLOCKS = 16
 MATMUL_MIN_BLOCK = 32
+# Cutting the inner dimension costs one output-sized partial product per block, so only
+# outputs up to this many elements are cut that way (a Dense forward pass on a batch).
+MATMUL_SPLIT_K_MAX_OUTPUT = 1 << 16
 
 
 def _stored(m):
@@ -346,8 +349,8 @@ def matmul(a, b, out=None, name="matmul"):
     """a @ b for 2-D float arrays of one dtype (transposed views welcome), on convnet's threads.
 
     The output is cut into fixed blocks along its longer side, one single-threaded GEMM
-    each; or, when the inner dimension is longer than both, that is cut and the partial
-    products are added in order. Either way the result does not depend on the thread count.
+    each; or, for a small output over a longer inner dimension, that is cut and the
+    partial products are added in order. Either way the result does not depend on the thread count.
     """
     a, b = np.asarray(a), np.asarray(b)
     dtype = float_dtype(a.dtype, name)
@@ -364,7 +367,7 @@ def matmul(a, b, out=None, name="matmul"):
         return out
     (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
     k = a.shape[1]
-    if k > max(m, n):
+    if k > max(m, n) and m * n <= MATMUL_SPLIT_K_MAX_OUTPUT:
         # A small output over a long inner dimension (a Dense layer's forward pass): split
         # the inner dimension, and add the partial products in order.
         block = max(MATMUL_MIN_BLOCK, -(-k // MATMUL_MAX_BLOCKS))

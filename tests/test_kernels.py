@@ -159,10 +159,13 @@ def naive_matmul(a, b):
                                      (40, 33, 40)])
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
-def test_matmul_matches_loops_in_any_layout(rng, monkeypatch, dtype, m, k, n, trans_a, trans_b):
-    """Blocks along rows (m >= n), columns, or the inner dimension (k > m, n; the last
-    block shorter), stored operands or transposed views."""
+@pytest.mark.parametrize("split_k_max_output", [1 << 16, 0])
+def test_matmul_matches_loops_in_any_layout(rng, monkeypatch, dtype, m, k, n, trans_a, trans_b,
+                                            split_k_max_output):
+    """Blocks along rows (m >= n), columns, or the inner dimension (k > m, n and a small
+    output; the last block shorter), stored operands or transposed views."""
     monkeypatch.setattr(ops, "MATMUL_MIN_BLOCK", 4)
+    monkeypatch.setattr(ops, "MATMUL_SPLIT_K_MAX_OUTPUT", split_k_max_output)
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     a, b = (a.T if trans_a else a), (b.T if trans_b else b)

@@ -8,7 +8,7 @@ A training step opens dozens of short parallel regions with Python in between,
 so the workers must still be awake when the next one opens. libgomp's default
 wait policy keeps them spinning for a few milliseconds, which is what these
 kernels want; with OMP_WAIT_POLICY=passive each region waited ~80 us for its
-workers on 2 cores, and W7's training step took 23 ms instead of 16.
+workers on 2 cores, and W7's training step took 19-20 ms instead of 16-17.
 """
 
 cdef extern from *:
