@@ -48,54 +48,86 @@ cdef bint is_pointwise(Window w, const floating[:, :, :, ::1] x) noexcept nogil:
             and w.out_w == x.shape[2])
 
 
+cdef inline void next_pixel(Py_ssize_t* n, Py_ssize_t* oh, Py_ssize_t* ow,
+                            Window w) noexcept nogil:
+    # Step (n, oh, ow) to the next output pixel in NHWC order.
+    ow[0] += 1
+    if ow[0] == w.out_w:
+        ow[0] = 0
+        oh[0] += 1
+        if oh[0] == w.out_h:
+            oh[0] = 0
+            n[0] += 1
+
+
 cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t first,
                  Py_ssize_t count, Window w) noexcept nogil:
     """im2col for output pixels first .. first+count-1 (flat over N, out_h, out_w):
-    each pixel's receptive field becomes a row of ``cols``; padding reads as zero."""
+    each pixel's receptive field becomes a row of ``cols``; padding reads as zero.
+
+    Walks the pixels in order (no division per pixel), and copies a kernel row that
+    lies wholly inside the image in one piece: at dilation 1 its kw cells are adjacent."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t pixel, n, oh, ow, i, j, ih, iw
-    cdef const floating* src
+    cdef Py_ssize_t row_len = w.kw * C  # floats of one kernel row in a column
+    cdef Py_ssize_t n = first // (w.out_h * w.out_w), oh = first // w.out_w % w.out_h
+    cdef Py_ssize_t ow = first % w.out_w
+    cdef Py_ssize_t pixel, i, j, ih, iw, ih0, iw0
+    cdef bint whole_rows
     cdef floating* dst = cols
-    for pixel in range(first, first + count):
-        n = pixel // (w.out_h * w.out_w)
-        oh = pixel // w.out_w % w.out_h
-        ow = pixel % w.out_w
+    for pixel in range(count):
+        ih0 = oh * w.stride_h - w.pad_top
+        iw0 = ow * w.stride_w - w.pad_left
+        whole_rows = w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
         for i in range(w.kh):
-            ih = oh * w.stride_h - w.pad_top + i * w.dilation_h
-            for j in range(w.kw):
-                iw = ow * w.stride_w - w.pad_left + j * w.dilation_w
-                if 0 <= ih < H and 0 <= iw < W:
-                    src = &x[n, ih, iw, 0]
-                    if C == 1:
-                        dst[0] = src[0]
+            ih = ih0 + i * w.dilation_h
+            if ih < 0 or ih >= H:
+                memset(dst, 0, row_len * sizeof(floating))
+            elif whole_rows:
+                memcpy(dst, &x[n, ih, iw0, 0], row_len * sizeof(floating))
+            else:
+                for j in range(w.kw):
+                    iw = iw0 + j * w.dilation_w
+                    if 0 <= iw < W:
+                        memcpy(dst + j * C, &x[n, ih, iw, 0], C * sizeof(floating))
                     else:
-                        memcpy(dst, src, C * sizeof(floating))
-                else:
-                    memset(dst, 0, C * sizeof(floating))
-                dst = dst + C
+                        memset(dst + j * C, 0, C * sizeof(floating))
+            dst = dst + row_len
+        next_pixel(&n, &oh, &ow, w)
 
 
 cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t first,
                Py_ssize_t count, Window w) noexcept nogil:
     """col2im, the adjoint of ``unfold``: add each row of ``cols`` back onto the
-    receptive field it came from. The caller owns the images these pixels belong to."""
+    receptive field it came from, pixel by pixel in order (so each input cell gets its
+    sums in the same order, whole kernel rows or not). The caller owns the images."""
     cdef Py_ssize_t H = x_grad.shape[1], W = x_grad.shape[2], C = x_grad.shape[3]
-    cdef Py_ssize_t pixel, n, oh, ow, i, j, ih, iw, c
+    cdef Py_ssize_t row_len = w.kw * C
+    cdef Py_ssize_t n = first // (w.out_h * w.out_w), oh = first // w.out_w % w.out_h
+    cdef Py_ssize_t ow = first % w.out_w
+    cdef Py_ssize_t pixel, i, j, ih, iw, ih0, iw0, c
+    cdef bint whole_rows
     cdef const floating* src = cols
     cdef floating* dst
-    for pixel in range(first, first + count):
-        n = pixel // (w.out_h * w.out_w)
-        oh = pixel // w.out_w % w.out_h
-        ow = pixel % w.out_w
+    for pixel in range(count):
+        ih0 = oh * w.stride_h - w.pad_top
+        iw0 = ow * w.stride_w - w.pad_left
+        whole_rows = w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
         for i in range(w.kh):
-            ih = oh * w.stride_h - w.pad_top + i * w.dilation_h
-            for j in range(w.kw):
-                iw = ow * w.stride_w - w.pad_left + j * w.dilation_w
-                if 0 <= ih < H and 0 <= iw < W:
-                    dst = &x_grad[n, ih, iw, 0]
-                    for c in range(C):
+            ih = ih0 + i * w.dilation_h
+            if 0 <= ih < H:
+                if whole_rows:
+                    dst = &x_grad[n, ih, iw0, 0]
+                    for c in range(row_len):
                         dst[c] = dst[c] + src[c]
-                src = src + C
+                else:
+                    for j in range(w.kw):
+                        iw = iw0 + j * w.dilation_w
+                        if 0 <= iw < W:
+                            dst = &x_grad[n, ih, iw, 0]
+                            for c in range(C):
+                                dst[c] = dst[c] + src[j * C + c]
+            src = src + row_len
+        next_pixel(&n, &oh, &ow, w)
 
 
 cdef inline void add_rows(const floating* rows, Py_ssize_t count, Py_ssize_t F,
