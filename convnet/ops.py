@@ -273,8 +273,12 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
 
 
 def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
-                    need_input_grad=True, name="conv2d"):
+                    need_input_grad=True, relu_output=None, name="conv2d"):
     """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
+
+    With ``relu_output``, the output of ``conv2d(..., relu=True)``, `grad_out` is the
+    gradient of that output, and the ReLU's derivative is applied inside the kernel, a
+    block at a time (the same numbers as ``relu_backward`` first, without its pass).
 
     The kernel gradient is a sum of partial sums over fixed groups of images,
     added in a fixed order, so results are identical at any number of threads.
@@ -282,10 +286,17 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
     n = x.shape[0]
     filters = kernel.shape[3]
+    expected = (n, *geometry.output_hw, filters)
     grad_out = as_batch(grad_out, kernel.dtype, name, arg="output gradient")
-    if grad_out.shape != (n, *geometry.output_hw, filters):
+    if grad_out.shape != expected:
         raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
-                         f"{(n, *geometry.output_hw, filters)}")
+                         f"{expected}")
+    if relu_output is not None:
+        relu_output = np.asarray(relu_output)
+        if relu_output.shape != expected or relu_output.dtype != kernel.dtype:
+            raise ValueError(f"{name}: relu_output must have shape {expected} and dtype "
+                             f"{kernel.dtype}, got {relu_output.shape} {relu_output.dtype}")
+        relu_output = np.ascontiguousarray(relu_output).reshape(-1, filters)
     weights = kernel.reshape(-1, filters)
     grad_rows = grad_out.reshape(-1, filters)
     grad_x = np.empty_like(x) if need_input_grad else None
@@ -294,14 +305,16 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
             grad_x[...] = 0
         return grad_x, np.zeros_like(kernel), np.zeros(filters, dtype=kernel.dtype)
     threads = get_num_threads()
-    block_rows = _block_rows(weights.shape[0], x.itemsize)
-    scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
+    # A thread's scratch row holds a block's columns, then its gradient through the ReLU.
+    row_width = weights.shape[0] + filters
+    block_rows = _block_rows(row_width, x.itemsize)
+    scratch = _scratch(threads, block_rows * row_width, x.dtype)
     n_partials = min(n, MAX_GRADIENT_PARTIALS)
     partials = np.empty((n_partials, *weights.shape), dtype=x.dtype)
     bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
     with _sequential_blas:
-        _conv.conv2d_backward(x, weights, grad_rows, partials, bias_partials, grad_x, scratch,
-                              *_column_args(geometry), block_rows, threads)
+        _conv.conv2d_backward(x, weights, grad_rows, relu_output, partials, bias_partials,
+                              grad_x, scratch, *_column_args(geometry), block_rows, threads)
     grad_weights, grad_bias = partials[0], bias_partials[0]
     for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
         grad_weights += partials[p]

@@ -66,10 +66,11 @@ def test_conv2d_forward_and_backward_match_loops(cfg):
     pad = _explicit(cfg["padding"], cfg["shape"], cfg["kernel"], cfg["strides"], cfg["dilation"])
     expected = ref.conv2d(x, w, b, cfg["strides"], pad, cfg["dilation"])
     grad_y = rng.standard_normal(expected.shape).astype(cfg["dtype"])
+    geometry = (cfg["strides"], cfg["padding"], cfg["dilation"])
     y, y_relu, gx, gw, gb = at_one_and_two_threads(lambda: (
-        ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"]),
-        ops.conv2d(x, w, b, cfg["strides"], cfg["padding"], cfg["dilation"], relu=True),
-        *ops.conv2d_backward(x, w, grad_y, cfg["strides"], cfg["padding"], cfg["dilation"])))
+        ops.conv2d(x, w, b, *geometry),
+        ops.conv2d(x, w, b, *geometry, relu=True),
+        *ops.conv2d_backward(x, w, grad_y, *geometry)))
     assert y.dtype == cfg["dtype"]
     np.testing.assert_allclose(y, expected, **TOLERANCE[cfg["dtype"]])
     np.testing.assert_allclose(y_relu, np.maximum(expected, 0), **TOLERANCE[cfg["dtype"]])
@@ -77,6 +78,14 @@ def test_conv2d_forward_and_backward_match_loops(cfg):
     ex, ew, eb = ref.conv2d_backward(x, w, grad_y, cfg["strides"], pad, cfg["dilation"])
     for got, want in ((gx, ex), (gw, ew), (gb, eb)):
         assert got.dtype == cfg["dtype"]
+        np.testing.assert_allclose(got, want, **TOLERANCE[cfg["dtype"]])
+
+    # Through the fused ReLU: the gradient passes where its output is positive.
+    relu_grads = at_one_and_two_threads(
+        lambda: ops.conv2d_backward(x, w, grad_y, *geometry, relu_output=y_relu))
+    masked = np.where(y_relu > 0, grad_y, 0)
+    for got, want in zip(relu_grads, ref.conv2d_backward(x, w, masked, cfg["strides"], pad,
+                                                         cfg["dilation"])):
         np.testing.assert_allclose(got, want, **TOLERANCE[cfg["dtype"]])
 
 
@@ -138,10 +147,15 @@ def test_conv2d_blocks_and_partials_match_loops(rng, monkeypatch, block_bytes, p
     w = rng.standard_normal((3, 3, 2, 3))
     grad_y = rng.standard_normal((5, 6, 6, 3))
     pad = ((1, 1), (1, 1))
+    relu_output = np.maximum(rng.standard_normal(grad_y.shape), 0)
     y, *grads = at_one_and_two_threads(
-        lambda: (ops.conv2d(x, w, padding=1), *ops.conv2d_backward(x, w, grad_y, padding=1)))
+        lambda: (ops.conv2d(x, w, padding=1), *ops.conv2d_backward(x, w, grad_y, padding=1),
+                 *ops.conv2d_backward(x, w, grad_y, padding=1, relu_output=relu_output)))
     np.testing.assert_allclose(y, ref.conv2d(x, w, None, (1, 1), pad, (1, 1)))
-    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
+    masked = np.where(relu_output > 0, grad_y, 0)
+    expected = (*ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1)),
+                *ref.conv2d_backward(x, w, masked, (1, 1), pad, (1, 1)))
+    for got, want in zip(grads, expected):
         np.testing.assert_allclose(got, want)
 
 
@@ -281,11 +295,13 @@ def _all_kernels(rng, dtype):
     w = rng.standard_normal((3, 3, 5, 7)).astype(dtype)
     y = ops.conv2d(x, w, None, 2, "same", 1)
     grads = ops.conv2d_backward(x, w, np.ones_like(y) * 0.1, 2, "same", 1)
+    y_relu = ops.conv2d(x, w, None, 2, "same", 1, relu=True)
+    relu_grads = ops.conv2d_backward(x, w, y, 2, "same", 1, relu_output=y_relu)
     pooled, argmax = ops.max_pool2d(x, 3, 2, "same")
     averaged = ops.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
     a = rng.standard_normal((40, 700)).astype(dtype)
     b = rng.standard_normal((700, 30)).astype(dtype)
-    return [y, *grads, pooled, argmax, ops.max_pool2d_backward(pooled, argmax, x.shape),
+    return [y, *grads, y_relu, *relu_grads, pooled, argmax, ops.max_pool2d_backward(pooled, argmax, x.shape),
             averaged, ops.avg_pool2d_backward(averaged, x.shape, 3, 2, 1),
             ops.matmul(a, b), ops.matmul(a.T, a[:, :30]), ops.matmul(b.T[:, :40], a)]
 

@@ -39,6 +39,30 @@ def test_conv2d_layer_matches_loop_reference(rng, data_format):
     assert layer.compute_output_shape((None,) + given.shape[1:]) == (None,) + expected.shape[1:]
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", None])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_conv2d_layer_gradients_match_finite_differences(rng, activation, data_format):
+    # 4 filters, 3x3 "valid" on 6x6: the output is 4x4x4 in either layout, so a gradient
+    # taken in the wrong layout would not even fail a shape check.
+    layer = layers.Conv2D(4, 3, activation=activation, data_format=data_format,
+                          dtype="float64")
+    x = rng.standard_normal((2, 3, 6, 6) if data_format == "channels_first" else (2, 6, 6, 3))
+    grad_y = rng.standard_normal(layer(x, training=True).shape)
+    grad_x = layer.backward(grad_y)
+    (kernel, bias), (grad_kernel, grad_bias) = layer.get_weights(), layer.grads
+
+    def loss(x_, kernel_, bias_):
+        layer.set_weights([kernel_, bias_])
+        return float(np.sum(layer(x_) * grad_y))
+
+    np.testing.assert_allclose(grad_x, numerical_gradient(lambda v: loss(v, kernel, bias), x),
+                               atol=1e-6)
+    np.testing.assert_allclose(grad_kernel,
+                               numerical_gradient(lambda v: loss(x, v, bias), kernel), atol=1e-6)
+    np.testing.assert_allclose(grad_bias,
+                               numerical_gradient(lambda v: loss(x, kernel, v), bias), atol=1e-6)
+
+
 def test_pooling_and_padding_layers_match_references(rng):
     x = rng.standard_normal((2, 6, 7, 3)).astype(np.float32)
     y = layers.MaxPooling2D(2, padding="same")(x)

@@ -130,6 +130,17 @@ cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t f
         next_pixel(&n, &oh, &ow, w)
 
 
+cdef inline void relu_mask(const floating* y, const floating* grad_y, Py_ssize_t size,
+                           floating* grad_z) noexcept nogil:
+    # grad_z = grad_y where the ReLU's output y > 0, else 0. Both loads are unconditional:
+    # the compiler then turns this into a vector select.
+    cdef Py_ssize_t i
+    cdef floating g
+    for i in range(size):
+        g = grad_y[i]
+        grad_z[i] = g if y[i] > 0 else 0
+
+
 cdef inline void add_rows(const floating* rows, Py_ssize_t count, Py_ssize_t F,
                           floating* total) noexcept nogil:
     # total (F,) += the sum of ``count`` rows of F, in row order (vectorised over F).
@@ -187,15 +198,20 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
 def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
                     const floating[:, ::1] grad_out,       # IN  (N*out_h*out_w, F)
+                    const floating[:, ::1] relu_out,       # IN  like grad_out, or None
                     floating[:, :, ::1] grad_partials,     # OUT (P, kh*kw*C, F), P <= N
                     floating[:, ::1] bias_partials,        # OUT (P, F)
                     floating[:, :, :, ::1] grad_x,         # OUT (N, H, W, C), or None
-                    floating[:, ::1] scratch,              # (num_threads, block_rows*kh*kw*C)
+                    floating[:, ::1] scratch,              # (num_threads, block_rows*(kh*kw*C+F))
                     int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
                     int pad_top, int pad_left, int out_h, int out_w,
                     int block_rows, int num_threads):
     """Kernel and bias gradients in P partial sums (the caller adds them in
     order) and, unless ``grad_x`` is None, the input gradient.
+
+    With ``relu_out``, the output of a forward pass with the ReLU fused, ``grad_out``
+    is the gradient of that output: each block of it goes through the ReLU's
+    derivative into the thread's scratch row, behind the columns, while in cache.
 
     Partial p sums images p, p+P, p+2P, ... in that order, block by block, and
     the iteration that owns an image is the only one to write its input
@@ -209,12 +225,16 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef Py_ssize_t p, group, n, block, first, count
     cdef bint input_grad = grad_x is not None
     cdef bint pointwise = is_pointwise(w, x)
+    cdef bint relu = relu_out is not None
     cdef const floating* rows_in
-    cdef floating* cols = NULL  # each thread points it at its own scratch row
+    cdef const floating* grads  # this block's output gradient, after the ReLU's derivative
+    cdef floating* cols = NULL  # each thread points it at its own scratch row,
+    cdef floating* relu_grads = NULL  # and this at the rest of that row
     cdef floating* partial
     cdef floating* bias_partial
     with nogil, parallel(num_threads=min(num_threads, P)):
         cols = &scratch[threadid(), 0]
+        relu_grads = cols + block_rows * K
         for p in prange(P, schedule="static"):
             partial = &grad_partials[p, 0, 0]
             memset(partial, 0, K * F * sizeof(floating))
@@ -227,23 +247,25 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 for block in range((pixels + block_rows - 1) // block_rows):
                     first = n * pixels + block * block_rows
                     count = min(<Py_ssize_t> block_rows, (n + 1) * pixels - first)
+                    grads = &grad_out[first, 0]
+                    if relu:
+                        relu_mask(&relu_out[first, 0], grads, count * F, relu_grads)
+                        grads = relu_grads
                     if pointwise:
                         rows_in = &x[0, 0, 0, 0] + first * K
                     else:
                         unfold(x, cols, first, count, w)
                         rows_in = cols
-                    # partial (K, F) += columns^T (K, count) @ grad_out block (count, F)
-                    gemm(True, False, K, F, count, rows_in, K, &grad_out[first, 0], F, 1,
-                         partial, F)
-                    add_rows(&grad_out[first, 0], count, F, bias_partial)
+                    # partial (K, F) += columns^T (K, count) @ gradient block (count, F)
+                    gemm(True, False, K, F, count, rows_in, K, grads, F, 1, partial, F)
+                    add_rows(grads, count, F, bias_partial)
                     if input_grad and pointwise:
-                        gemm(False, True, count, K, F, &grad_out[first, 0], F,
-                             &weights[0, 0], F, 0, &grad_x[0, 0, 0, 0] + first * K, K)
+                        gemm(False, True, count, K, F, grads, F, &weights[0, 0], F, 0,
+                             &grad_x[0, 0, 0, 0] + first * K, K)
                     elif input_grad:
                         # The columns are spent: their buffer takes the column gradient,
-                        # grad_out block (count, F) @ weights^T (F, K), folded back.
-                        gemm(False, True, count, K, F, &grad_out[first, 0], F,
-                             &weights[0, 0], F, 0, cols, K)
+                        # gradient block (count, F) @ weights^T (F, K), folded back.
+                        gemm(False, True, count, K, F, grads, F, &weights[0, 0], F, 0, cols, K)
                         fold(cols, grad_x, first, count, w)
 
 
@@ -251,15 +273,12 @@ def relu_backward(const floating[::1] y,       # IN  output of the fused ReLU (f
                   const floating[::1] grad_y,  # IN  its gradient (flat)
                   floating[::1] grad_z,        # OUT gradient before the ReLU: grad_y where y > 0
                   int num_threads):
-    """The derivative of the ReLU fused into ``conv2d_forward``, in one vectorised pass."""
+    """The derivative of a plain ReLU, from its output, in one vectorised pass (where no
+    kernel's backward pass applies it, as ``conv2d_backward`` does with ``relu_out``)."""
     cdef Py_ssize_t size = y.shape[0], chunk = 1 << 14
-    cdef Py_ssize_t block, i, end
-    cdef floating g
+    cdef Py_ssize_t block, first
     cdef Py_ssize_t n_chunks = (size + chunk - 1) // chunk
     for block in prange(n_chunks, nogil=True, schedule="static",
                         num_threads=min(num_threads, n_chunks)):
-        end = min(size, (block + 1) * chunk)
-        for i in range(block * chunk, end):
-            # Both loads unconditional: the compiler then turns this into a vector select.
-            g = grad_y[i]
-            grad_z[i] = g if y[i] > 0 else 0
+        first = block * chunk
+        relu_mask(&y[first], &grad_y[first], min(chunk, size - first), &grad_z[first])

@@ -151,9 +151,17 @@ class Layer:
         if grad_y.shape != self._cache["output_shape"]:
             raise ValueError(f"{self.describe()}: gradient of shape {grad_y.shape} does not "
                              f"match the output shape {self._cache['output_shape']}")
-        if self.activation is not None:
-            grad_y = self.activation.backward(self._cache["z"], self._cache["y"], grad_y)
-        return self._backward(grad_y, need_input_grad)
+        return self._backward_from_output(grad_y, need_input_grad)
+
+    def _backward_from_output(self, grad_y, need_input_grad):
+        """Through the activation's derivative, then the layer's own operation."""
+        return self._backward(self._through_activation(grad_y), need_input_grad)
+
+    def _through_activation(self, grad_y):
+        """The gradient of the pre-activation output z, from that of the output y."""
+        if self.activation is None:
+            return grad_y
+        return self.activation.backward(self._cache["z"], self._cache["y"], grad_y)
 
     def _backward(self, grad_z, need_input_grad=True):
         """Gradient through the layer's own operation, given the gradient of its

@@ -46,17 +46,26 @@ class Conv2D(KernelMixin, SpatialLayer):
         z = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                        relu=fused, name=self.describe())
         if training:
-            self._cache["x"] = x
+            self._cache.update(x=x, fused_relu=fused)
             if fused:
                 self._cache.update(z=z, y=z)
         if self.activation is None or fused:
             return z
         return self._activate(z, training)
 
+    def _backward_from_output_nhwc(self, grad_y, need_input_grad):
+        if self._cache["fused_relu"]:
+            # The ReLU's derivative, too, runs inside the kernel, a block at a time.
+            return self._conv_backward(grad_y, need_input_grad, relu_output=self._cache["y"])
+        return super()._backward_from_output_nhwc(grad_y, need_input_grad)
+
     def _backward_nhwc(self, grad_z, need_input_grad):
+        return self._conv_backward(grad_z, need_input_grad)
+
+    def _conv_backward(self, grad, need_input_grad, relu_output=None):
         grad_x, grad_kernel, grad_bias = ops.conv2d_backward(
-            self._cache["x"], self.kernel, grad_z, self.strides, self.padding,
-            self.dilation_rate, need_input_grad, name=self.describe())
+            self._cache["x"], self.kernel, grad, self.strides, self.padding,
+            self.dilation_rate, need_input_grad, relu_output, name=self.describe())
         self.grads[0][...] = grad_kernel
         if self.use_bias:
             self.grads[1][...] = grad_bias

@@ -16,7 +16,8 @@ class SpatialLayer(Layer):
 
     Subclasses work on NHWC only (`_call_nhwc`, `_backward_nhwc`,
     `_output_shape_nhwc`); with ``data_format="channels_first"`` this class
-    transposes at the boundary, so NCHW users get NCHW back.
+    transposes at the boundary, so NCHW users get NCHW back. The activation's
+    derivative is taken in NHWC too, where `_call_nhwc` cached z and y.
     """
     input_ndim = 4
 
@@ -55,13 +56,24 @@ class SpatialLayer(Layer):
             y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
         return y
 
-    def _backward(self, grad_y, need_input_grad=True):
-        if self.channels_first and grad_y.ndim == 4:
-            grad_y = np.ascontiguousarray(grad_y.transpose(0, 2, 3, 1))
-        grad_x = self._backward_nhwc(grad_y, need_input_grad)
+    def _backward_from_output(self, grad_y, need_input_grad):
+        # In NHWC, where _call_nhwc cached the pre-activation output and the output.
+        return self._in_nhwc(self._backward_from_output_nhwc, grad_y, need_input_grad)
+
+    def _backward(self, grad_z, need_input_grad=True):
+        return self._in_nhwc(self._backward_nhwc, grad_z, need_input_grad)
+
+    def _in_nhwc(self, backward, grad, need_input_grad):
+        """backward(grad, need_input_grad) on NHWC, whatever the layer's data_format."""
+        if self.channels_first and grad.ndim == 4:
+            grad = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
+        grad_x = backward(grad, need_input_grad)
         if self.channels_first and grad_x is not None:
             grad_x = np.ascontiguousarray(grad_x.transpose(0, 3, 1, 2))
         return grad_x
+
+    def _backward_from_output_nhwc(self, grad_y, need_input_grad):
+        return self._backward_nhwc(self._through_activation(grad_y), need_input_grad)
 
     def _output_shape_nhwc(self, shape):
         raise NotImplementedError
