@@ -105,6 +105,23 @@ def test_conv2d_gradients_match_finite_differences(rng, padding):
     np.testing.assert_allclose(gb, numerical_gradient(lambda v: loss(x, w, v), b), atol=1e-6)
 
 
+@pytest.mark.parametrize("channels", [1, 8, 20])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_conv2d_short_and_long_kernel_rows_match_loops(rng, channels, dilation):
+    """im2col moves a kernel row of up to 16 floats by hand and a longer one with memcpy
+    (as one piece at dilation 1 inside the image, else cell by cell): every case, and the
+    padding around them, against the loops."""
+    x = rng.standard_normal((2, 7, 9, channels))
+    w = rng.standard_normal((3, 3, channels, 5))
+    pad = ((2, 1), (1, 2))
+    grad_y = rng.standard_normal(ref.conv2d(x, w, None, (1, 1), pad, (dilation,) * 2).shape)
+    np.testing.assert_allclose(ops.conv2d(x, w, None, 1, pad, dilation),
+                               ref.conv2d(x, w, None, (1, 1), pad, (dilation,) * 2))
+    for got, want in zip(ops.conv2d_backward(x, w, grad_y, 1, pad, dilation),
+                         ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (dilation,) * 2)):
+        np.testing.assert_allclose(got, want)
+
+
 def test_conv2d_pointwise_shortcut_matches_loops(rng):
     x = rng.standard_normal((3, 4, 5, 6))
     w = rng.standard_normal((1, 1, 6, 2))

@@ -26,6 +26,10 @@ from libc.string cimport memcpy, memset
 from convnet._core.blas cimport gemm
 
 
+cdef enum:
+    SHORT_COPY = 16  # floats
+
+
 cdef struct Window:
     # The geometry of a convolution, as ``convnet.ops.WindowGeometry`` resolved it.
     Py_ssize_t kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left
@@ -46,6 +50,26 @@ cdef bint is_pointwise(Window w, const floating[:, :, :, ::1] x) noexcept nogil:
     return (w.kh == 1 and w.kw == 1 and w.stride_h == 1 and w.stride_w == 1
             and w.pad_top == 0 and w.pad_left == 0 and w.out_h == x.shape[1]
             and w.out_w == x.shape[2])
+
+
+cdef inline void copy_floats(floating* dst, const floating* src, Py_ssize_t count) noexcept nogil:
+    # A few floats (a kernel row of a one- or three-channel image) by hand: a call to
+    # memcpy costs more than the copy. Anything longer goes to memcpy.
+    cdef Py_ssize_t i
+    if count > SHORT_COPY:
+        memcpy(dst, src, count * sizeof(floating))
+    else:
+        for i in range(count):
+            dst[i] = src[i]
+
+
+cdef inline void zero_floats(floating* dst, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    if count > SHORT_COPY:
+        memset(dst, 0, count * sizeof(floating))
+    else:
+        for i in range(count):
+            dst[i] = 0
 
 
 cdef inline void next_pixel(Py_ssize_t* n, Py_ssize_t* oh, Py_ssize_t* ow,
@@ -81,16 +105,16 @@ cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t firs
         for i in range(w.kh):
             ih = ih0 + i * w.dilation_h
             if ih < 0 or ih >= H:
-                memset(dst, 0, row_len * sizeof(floating))
+                zero_floats(dst, row_len)
             elif whole_rows:
-                memcpy(dst, &x[n, ih, iw0, 0], row_len * sizeof(floating))
+                copy_floats(dst, &x[n, ih, iw0, 0], row_len)
             else:
                 for j in range(w.kw):
                     iw = iw0 + j * w.dilation_w
                     if 0 <= iw < W:
-                        memcpy(dst + j * C, &x[n, ih, iw, 0], C * sizeof(floating))
+                        copy_floats(dst + j * C, &x[n, ih, iw, 0], C)
                     else:
-                        memset(dst + j * C, 0, C * sizeof(floating))
+                        zero_floats(dst + j * C, C)
             dst = dst + row_len
         next_pixel(&n, &oh, &ow, w)
 
