@@ -32,6 +32,12 @@ BAD_OPS = {
                            "bias"),
     "gradient of wrong shape": (lambda: ops.conv2d_backward(X, W, np.zeros((2, 6, 6, 5))),
                                 ValueError, "output gradient"),
+    "ReLU output of wrong shape": (lambda: ops.conv2d_backward(
+        X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 5), np.float32)),
+        ValueError, "relu_output"),
+    "ReLU output of wrong dtype": (lambda: ops.conv2d_backward(
+        X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 4))),
+        ValueError, "relu_output"),
     "pool window larger than input": (lambda: ops.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: ops.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
