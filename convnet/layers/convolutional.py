@@ -39,22 +39,27 @@ class Conv2D(KernelMixin, SpatialLayer):
                                        self.dilation_rate, False, self.describe())
         return (shape[0], *geometry.output_hw, self.filters)
 
+    @property
+    def _fused_relu(self):
+        """A plain ReLU runs inside the kernels, forward and backward, on each block
+        while it is in cache."""
+        return isinstance(self.activation, activations.ReLU) and self.activation.plain
+
     def _call_nhwc(self, x, training):
-        # A plain ReLU runs inside the kernel, on each block while it is in cache; its
-        # derivative needs only the output, so the output stands in for z as well.
-        fused = isinstance(self.activation, activations.ReLU) and self.activation.plain
+        fused = self._fused_relu
         z = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                        relu=fused, name=self.describe())
         if training:
-            self._cache.update(x=x, fused_relu=fused)
+            self._cache["x"] = x
             if fused:
+                # Its derivative needs only the output, which stands in for z as well.
                 self._cache.update(z=z, y=z)
         if self.activation is None or fused:
             return z
         return self._activate(z, training)
 
     def _backward_from_output_nhwc(self, grad_y, need_input_grad):
-        if self._cache["fused_relu"]:
+        if self._fused_relu:
             # The ReLU's derivative, too, runs inside the kernel, a block at a time.
             return self._conv_backward(grad_y, need_input_grad, relu_output=self._cache["y"])
         return super()._backward_from_output_nhwc(grad_y, need_input_grad)
