@@ -72,6 +72,14 @@ cdef inline void zero_floats(floating* dst, Py_ssize_t count) noexcept nogil:
             dst[i] = 0
 
 
+cdef inline void pixel_at(Py_ssize_t index, Py_ssize_t* n, Py_ssize_t* oh, Py_ssize_t* ow,
+                          Window w) noexcept nogil:
+    # (n, oh, ow) of output pixel ``index``, flat over N, out_h, out_w.
+    n[0] = index // (w.out_h * w.out_w)
+    oh[0] = index // w.out_w % w.out_h
+    ow[0] = index % w.out_w
+
+
 cdef inline void next_pixel(Py_ssize_t* n, Py_ssize_t* oh, Py_ssize_t* ow,
                             Window w) noexcept nogil:
     # Step (n, oh, ow) to the next output pixel in NHWC order.
@@ -93,11 +101,10 @@ cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t firs
     lies wholly inside the image in one piece: at dilation 1 its kw cells are adjacent."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t row_len = w.kw * C  # floats of one kernel row in a column
-    cdef Py_ssize_t n = first // (w.out_h * w.out_w), oh = first // w.out_w % w.out_h
-    cdef Py_ssize_t ow = first % w.out_w
-    cdef Py_ssize_t pixel, i, j, ih, iw, ih0, iw0
+    cdef Py_ssize_t n, oh, ow, pixel, i, j, ih, iw, ih0, iw0
     cdef bint whole_rows
     cdef floating* dst = cols
+    pixel_at(first, &n, &oh, &ow, w)
     for pixel in range(count):
         ih0 = oh * w.stride_h - w.pad_top
         iw0 = ow * w.stride_w - w.pad_left
@@ -126,12 +133,11 @@ cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t f
     sums in the same order, whole kernel rows or not). The caller owns the images."""
     cdef Py_ssize_t H = x_grad.shape[1], W = x_grad.shape[2], C = x_grad.shape[3]
     cdef Py_ssize_t row_len = w.kw * C
-    cdef Py_ssize_t n = first // (w.out_h * w.out_w), oh = first // w.out_w % w.out_h
-    cdef Py_ssize_t ow = first % w.out_w
-    cdef Py_ssize_t pixel, i, j, ih, iw, ih0, iw0, c
+    cdef Py_ssize_t n, oh, ow, pixel, i, j, ih, iw, ih0, iw0, c
     cdef bint whole_rows
     cdef const floating* src = cols
     cdef floating* dst
+    pixel_at(first, &n, &oh, &ow, w)
     for pixel in range(count):
         ih0 = oh * w.stride_h - w.pad_top
         iw0 = ow * w.stride_w - w.pad_left
