@@ -318,7 +318,8 @@ def _all_kernels(rng, dtype):
     averaged = ops.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
     a = rng.standard_normal((40, 700)).astype(dtype)
     b = rng.standard_normal((700, 30)).astype(dtype)
-    return [y, *grads, y_relu, *relu_grads, pooled, argmax, ops.max_pool2d_backward(pooled, argmax, x.shape),
+    return [y, *grads, y_relu, *relu_grads, pooled, argmax,
+            ops.max_pool2d_backward(pooled, argmax, x.shape),
             averaged, ops.avg_pool2d_backward(averaged, x.shape, 3, 2, 1),
             ops.matmul(a, b), ops.matmul(a.T, a[:, :30]), ops.matmul(b.T[:, :40], a)]
 
