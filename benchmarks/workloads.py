@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 import convnet
-from convnet import layers, ops
+from convnet import kernels, layers
 
 try:
     import torch
@@ -48,15 +48,15 @@ def _conv_workload(name, shape, kernel_shape, strides, padding, backward):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     kernel = rng.standard_normal(kernel_shape, dtype=np.float32) * 0.1
-    y = ops.conv2d(x, kernel, None, strides, padding)
+    y = kernels.conv2d(x, kernel, None, strides, padding)
     grad = rng.standard_normal(y.shape, dtype=np.float32)
     flops = conv_flops(shape[0], y.shape[1:3], kernel_shape) * (3 if backward else 1)
 
     def convnet_step():
         if backward:
-            return lambda: (ops.conv2d(x, kernel, None, strides, padding),
-                            ops.conv2d_backward(x, kernel, grad, strides, padding))
-        return lambda: ops.conv2d(x, kernel, None, strides, padding)
+            return lambda: (kernels.conv2d(x, kernel, None, strides, padding),
+                            kernels.conv2d_backward(x, kernel, grad, strides, padding))
+        return lambda: kernels.conv2d(x, kernel, None, strides, padding)
 
     def torch_step(channels_last):
         tx = as_torch(x, channels_last).requires_grad_(backward)
@@ -94,15 +94,15 @@ def _pool_workload(name, shape, forward, backward, torch_pool, flops=0):
 
 
 def _max_pool(x, training):
-    return ops.max_pool2d(x, 2, with_argmax=training)
+    return kernels.max_pool2d(x, 2, with_argmax=training)
 
 
 def _avg_pool(x, training):
-    return ops.avg_pool2d(x, 2), None
+    return kernels.avg_pool2d(x, 2), None
 
 
 def _global_avg_pool(x, training):
-    return ops.global_avg_pool2d(x), None
+    return kernels.global_avg_pool2d(x), None
 
 
 W4_SHAPE = (64, 32, 32, 64)
@@ -185,13 +185,13 @@ WORKLOADS = [
                    False),
     _pool_workload("W4 max pool forward", W4_SHAPE, _max_pool, None, _torch_max_pool),
     _pool_workload("W4 max pool forward+backward", W4_SHAPE, _max_pool,
-                   lambda g, argmax: ops.max_pool2d_backward(g, argmax, W4_SHAPE),
+                   lambda g, argmax: kernels.max_pool2d_backward(g, argmax, W4_SHAPE),
                    _torch_max_pool),
     _pool_workload("W5 avg pool forward", W4_SHAPE, _avg_pool, None, _torch_avg_pool),
     _pool_workload("W5 avg pool forward+backward", W4_SHAPE, _avg_pool,
-                   lambda g, _: ops.avg_pool2d_backward(g, W4_SHAPE, 2), _torch_avg_pool),
+                   lambda g, _: kernels.avg_pool2d_backward(g, W4_SHAPE, 2), _torch_avg_pool),
     _pool_workload("W6 global avg pool forward+backward", W6_SHAPE, _global_avg_pool,
-                   lambda g, _: ops.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
+                   lambda g, _: kernels.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
     _training_workload(),
     # Not in the issue: the same step on a larger batch, to see how far threads take it.
     _training_workload(batch=256),

@@ -5,7 +5,7 @@ x or y may be used, whichever the derivative is cheaper from).
 """
 import numpy as np
 
-from . import ops
+from . import kernels
 from .utils import from_registry
 
 
@@ -59,7 +59,7 @@ class ReLU(Activation):
 
     def backward(self, x, y, grad_y):
         if self.plain and y.dtype == grad_y.dtype and y.dtype in (np.float32, np.float64):
-            return ops.relu_backward(y, grad_y)
+            return kernels.relu_backward(y, grad_y)
         if self.plain:
             return np.where(y > 0, grad_y, 0).astype(grad_y.dtype, copy=False)
         slope = np.where(x > self.threshold, 1.0, self.negative_slope)

@@ -4,59 +4,59 @@ import numpy as np
 import pytest
 
 import convnet as keras
-from convnet import layers, ops
+from convnet import kernels, layers
 
 X = np.zeros((2, 8, 8, 3), dtype=np.float32)
 W = np.zeros((3, 3, 3, 4), dtype=np.float32)
 
 BAD_OPS = {
-    "3-D input": (lambda: ops.conv2d(X[0], W), ValueError, "4-D input"),
-    "channel mismatch": (lambda: ops.conv2d(np.zeros((1, 8, 8, 2)), W), ValueError,
+    "3-D input": (lambda: kernels.conv2d(X[0], W), ValueError, "4-D input"),
+    "channel mismatch": (lambda: kernels.conv2d(np.zeros((1, 8, 8, 2)), W), ValueError,
                          "2 channels"),
-    "kernel larger than the padded input": (lambda: ops.conv2d(np.zeros((1, 2, 2, 3)), W),
+    "kernel larger than the padded input": (lambda: kernels.conv2d(np.zeros((1, 2, 2, 3)), W),
                                             ValueError, "does not fit"),
-    "zero stride": (lambda: ops.conv2d(X, W, strides=0), ValueError, "strides must be >= 1"),
-    "negative dilation": (lambda: ops.conv2d(X, W, dilation_rate=-1), ValueError,
+    "zero stride": (lambda: kernels.conv2d(X, W, strides=0), ValueError, "strides must be >= 1"),
+    "negative dilation": (lambda: kernels.conv2d(X, W, dilation_rate=-1), ValueError,
                           "dilation_rate"),
-    "float stride": (lambda: ops.conv2d(X, W, strides=1.5), TypeError, "strides"),
-    "bool stride": (lambda: ops.conv2d(X, W, strides=True), TypeError, "strides"),
-    "negative padding": (lambda: ops.conv2d(X, W, padding=-1), ValueError, "padding"),
-    "unknown padding": (lambda: ops.conv2d(X, W, padding="full"), ValueError, "padding"),
-    "three-part padding": (lambda: ops.conv2d(X, W, padding=(1, 2, 3)), ValueError, "padding"),
-    "empty height": (lambda: ops.conv2d(np.zeros((1, 0, 8, 3)), W), ValueError, "empty"),
-    "complex input": (lambda: ops.conv2d(X.astype(complex), W), TypeError, "real numbers"),
-    "string input": (lambda: ops.max_pool2d(np.full((1, 2, 2, 1), "a"), 2), TypeError,
+    "float stride": (lambda: kernels.conv2d(X, W, strides=1.5), TypeError, "strides"),
+    "bool stride": (lambda: kernels.conv2d(X, W, strides=True), TypeError, "strides"),
+    "negative padding": (lambda: kernels.conv2d(X, W, padding=-1), ValueError, "padding"),
+    "unknown padding": (lambda: kernels.conv2d(X, W, padding="full"), ValueError, "padding"),
+    "three-part padding": (lambda: kernels.conv2d(X, W, padding=(1, 2, 3)), ValueError, "padding"),
+    "empty height": (lambda: kernels.conv2d(np.zeros((1, 0, 8, 3)), W), ValueError, "empty"),
+    "complex input": (lambda: kernels.conv2d(X.astype(complex), W), TypeError, "real numbers"),
+    "string input": (lambda: kernels.max_pool2d(np.full((1, 2, 2, 1), "a"), 2), TypeError,
                      "real numbers"),
-    "integer kernel": (lambda: ops.conv2d(X, W.astype(int)), TypeError, "dtype"),
-    "bias of wrong size": (lambda: ops.conv2d(X, W, np.zeros(3, np.float32)), ValueError,
+    "integer kernel": (lambda: kernels.conv2d(X, W.astype(int)), TypeError, "dtype"),
+    "bias of wrong size": (lambda: kernels.conv2d(X, W, np.zeros(3, np.float32)), ValueError,
                            "bias"),
-    "gradient of wrong shape": (lambda: ops.conv2d_backward(X, W, np.zeros((2, 6, 6, 5))),
+    "gradient of wrong shape": (lambda: kernels.conv2d_backward(X, W, np.zeros((2, 6, 6, 5))),
                                 ValueError, "output gradient"),
-    "ReLU output of wrong shape": (lambda: ops.conv2d_backward(
+    "ReLU output of wrong shape": (lambda: kernels.conv2d_backward(
         X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 5), np.float32)),
         ValueError, "relu_output"),
-    "ReLU output of wrong dtype": (lambda: ops.conv2d_backward(
+    "ReLU output of wrong dtype": (lambda: kernels.conv2d_backward(
         X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 4))),
         ValueError, "relu_output"),
-    "pool window larger than input": (lambda: ops.max_pool2d(X, 9), ValueError, "pool_size"),
-    "pool padding as large as the window": (lambda: ops.avg_pool2d(X, 2, padding=2),
+    "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
+    "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
-    "forged argmax": (lambda: ops.max_pool2d_backward(
+    "forged argmax": (lambda: kernels.max_pool2d_backward(
         np.ones((1, 1, 1, 1)), np.full((1, 1, 1, 1), 99, np.int32), (1, 2, 2, 1)),
         ValueError, "outside"),
-    "negative argmax": (lambda: ops.max_pool2d_backward(
+    "negative argmax": (lambda: kernels.max_pool2d_backward(
         np.ones((1, 1, 1, 1)), np.full((1, 1, 1, 1), -1, np.int32), (1, 2, 2, 1)),
         ValueError, "outside"),
-    "argmax of wrong dtype": (lambda: ops.max_pool2d_backward(
+    "argmax of wrong dtype": (lambda: kernels.max_pool2d_backward(
         np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 2, 2, 1)), ValueError,
         "int32"),
-    "matmul of mismatched shapes": (lambda: ops.matmul(np.ones((2, 3)), np.ones((2, 3))),
+    "matmul of mismatched shapes": (lambda: kernels.matmul(np.ones((2, 3)), np.ones((2, 3))),
                                     ValueError, "(2, 3)"),
-    "matmul of mixed dtypes": (lambda: ops.matmul(np.ones((2, 3)), np.ones((3, 2), np.float32)),
+    "matmul of mixed dtypes": (lambda: kernels.matmul(np.ones((2, 3)), np.ones((3, 2), np.float32)),
                                ValueError, "float32"),
-    "matmul into a wrong out": (lambda: ops.matmul(np.ones((2, 3)), np.ones((3, 2)),
+    "matmul into a wrong out": (lambda: kernels.matmul(np.ones((2, 3)), np.ones((3, 2)),
                                                    out=np.empty((2, 3))), ValueError, "out"),
-    "non-bool ceil_mode": (lambda: ops.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
+    "non-bool ceil_mode": (lambda: kernels.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
                            "ceil_mode"),
 }
 
@@ -77,7 +77,7 @@ BAD_LAYERS = {
 }
 
 
-BAD_ARGUMENTS = {**{f"ops: {case}": v for case, v in BAD_OPS.items()},
+BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
                  **{f"layers: {case}": v for case, v in BAD_LAYERS.items()}}
 
 

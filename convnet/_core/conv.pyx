@@ -9,14 +9,14 @@ Each OpenMP thread unfolds a block of output pixels into its own row of the
 caller's scratch buffer, a block small enough to stay in that core's cache,
 and multiplies it at once with a single-threaded BLAS GEMM (scipy's
 ``cython_blas``, as scikit-learn does). There is one level of parallelism, so
-OpenMP and BLAS threads never compete for the cores; ``convnet.ops`` holds
+OpenMP and BLAS threads never compete for the cores; ``convnet.kernels`` holds
 BLAS to one thread around these calls.
 
 Results do not depend on the thread count: the blocks are fixed by
 ``block_rows``, and the kernel gradient is summed into a fixed number of
 partial buffers, each over a fixed set of images in a fixed order.
 
-The kernels trust their arguments: ``convnet.ops`` has checked every shape,
+The kernels trust their arguments: ``convnet.kernels`` has checked every shape,
 and bounds checking is off.
 """
 from cython cimport floating
@@ -31,7 +31,7 @@ cdef enum:
 
 
 cdef struct Window:
-    # The geometry of a convolution, as ``convnet.ops.WindowGeometry`` resolved it.
+    # The geometry of a convolution, as ``convnet.kernels.WindowGeometry`` resolved it.
     Py_ssize_t kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left
     Py_ssize_t out_h, out_w
 

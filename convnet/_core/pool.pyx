@@ -5,7 +5,7 @@ pad_top/pad_left (the bottom/right padding only shows in the output size,
 which the caller computed). The innermost loop runs over the contiguous
 channel dimension, so the compiler vectorises it.
 
-They trust their arguments: ``convnet.ops`` has checked every shape, that
+They trust their arguments: ``convnet.kernels`` has checked every shape, that
 every window overlaps the input, and that the output is not empty.
 """
 from cython cimport floating

@@ -1,6 +1,6 @@
 """OpenMP thread control for the compiled kernels.
 
-The count is a plain module variable that ``convnet.ops`` reads and passes to
+The count is a plain module variable that ``convnet.kernels`` reads and passes to
 every kernel as ``num_threads``, so it holds for calls made from any Python
 thread (OpenMP's own setting is per calling thread).
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import activations as activations_module
-from .. import initializers, ops
+from .. import initializers, kernels
 
 _name_counts = defaultdict(int)
 
@@ -55,7 +55,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or _unique_name(_snake_case(type(self).__name__))
-        self.dtype = ops.float_dtype(dtype, f"{type(self).__name__} '{self.name}'")
+        self.dtype = kernels.float_dtype(dtype, f"{type(self).__name__} '{self.name}'")
         self.trainable = bool(trainable)
         # Keras lets the first layer of a Sequential carry input_shape=(h, w, c).
         self.declared_input_shape = (None if input_shape is None
@@ -113,7 +113,7 @@ class Layer:
     # -- running -------------------------------------------------------------------------------
 
     def __call__(self, x, training=False):
-        x = ops.as_batch(x, self.dtype, self.describe(), ndim=np.ndim(x))
+        x = kernels.as_batch(x, self.dtype, self.describe(), ndim=np.ndim(x))
         self._check_rank(x.shape)
         if not self.built:
             self.build(x.shape)
@@ -146,7 +146,7 @@ class Layer:
         if self._cache is None:
             raise ValueError(f"{self.describe()}: backward() needs a forward call with "
                              f"training=True first")
-        grad_y = ops.as_batch(grad_y, self.dtype, self.describe(), arg="gradient",
+        grad_y = kernels.as_batch(grad_y, self.dtype, self.describe(), arg="gradient",
                               ndim=np.ndim(grad_y))
         if grad_y.shape != self._cache["output_shape"]:
             raise ValueError(f"{self.describe()}: gradient of shape {grad_y.shape} does not "

@@ -1,5 +1,5 @@
 """Conv2D."""
-from .. import activations, ops
+from .. import activations, kernels
 from .base import KernelMixin
 from .spatial import SpatialLayer, padding_config
 
@@ -16,12 +16,12 @@ class Conv2D(KernelMixin, SpatialLayer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         who = self.describe()
-        self.filters = ops.as_int_tuple(filters, 1, "filters", who)[0]
-        self.kernel_size = ops.as_int_tuple(kernel_size, 2, "kernel_size", who)
-        self.strides = ops.as_int_tuple(strides, 2, "strides", who)
-        self.dilation_rate = ops.as_int_tuple(dilation_rate, 2, "dilation_rate", who)
+        self.filters = kernels.as_int_tuple(filters, 1, "filters", who)[0]
+        self.kernel_size = kernels.as_int_tuple(kernel_size, 2, "kernel_size", who)
+        self.strides = kernels.as_int_tuple(strides, 2, "strides", who)
+        self.dilation_rate = kernels.as_int_tuple(dilation_rate, 2, "dilation_rate", who)
         # Validates the form of padding now; the amounts depend on the input size.
-        ops.resolve_padding(padding, self.kernel_size, self.strides, self.dilation_rate,
+        kernels.resolve_padding(padding, self.kernel_size, self.strides, self.dilation_rate,
                             (None, None), who)
         self.padding = padding.lower() if isinstance(padding, str) else padding
         self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
@@ -35,7 +35,7 @@ class Conv2D(KernelMixin, SpatialLayer):
         self._add_kernel_and_bias((*self.kernel_size, channels, self.filters))
 
     def _output_shape_nhwc(self, shape):
-        geometry = ops.window_geometry(shape[1:3], self.kernel_size, self.strides, self.padding,
+        geometry = kernels.window_geometry(shape[1:3], self.kernel_size, self.strides, self.padding,
                                        self.dilation_rate, False, self.describe())
         return (shape[0], *geometry.output_hw, self.filters)
 
@@ -47,7 +47,7 @@ class Conv2D(KernelMixin, SpatialLayer):
 
     def _call_nhwc(self, x, training):
         fused = self._fused_relu
-        z = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+        z = kernels.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                        relu=fused, name=self.describe())
         if training:
             self._cache["x"] = x
@@ -68,7 +68,7 @@ class Conv2D(KernelMixin, SpatialLayer):
         return self._conv_backward(grad_z, need_input_grad)
 
     def _conv_backward(self, grad, need_input_grad, relu_output=None):
-        grad_x, grad_kernel, grad_bias = ops.conv2d_backward(
+        grad_x, grad_kernel, grad_bias = kernels.conv2d_backward(
             self._cache["x"], self.kernel, grad, self.strides, self.padding,
             self.dilation_rate, need_input_grad, relu_output, name=self.describe())
         self.grads[0][...] = grad_kernel

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import activations, ops, random
+from .. import activations, kernels, random
 from .base import KernelMixin, Layer, _shape_tuple
 from .spatial import SpatialLayer, padding_config
 
@@ -37,7 +37,7 @@ class Dense(KernelMixin, Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.units = ops.as_int_tuple(units, 1, "units", self.describe())[0]
+        self.units = kernels.as_int_tuple(units, 1, "units", self.describe())[0]
         self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape):
@@ -52,7 +52,7 @@ class Dense(KernelMixin, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def call(self, x, training=False):
-        z = ops.matmul(x.reshape(-1, x.shape[-1]), self.kernel, name=self.describe())
+        z = kernels.matmul(x.reshape(-1, x.shape[-1]), self.kernel, name=self.describe())
         z = z.reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             z += self.bias
@@ -64,12 +64,12 @@ class Dense(KernelMixin, Layer):
         x = self._cache["x"]
         x2 = x.reshape(-1, x.shape[-1])
         g2 = grad_z.reshape(-1, self.units)
-        ops.matmul(x2.T, g2, out=self.grads[0], name=self.describe())
+        kernels.matmul(x2.T, g2, out=self.grads[0], name=self.describe())
         if self.use_bias:
             self.grads[1][...] = g2.sum(axis=0)
         if not need_input_grad:
             return None
-        return ops.matmul(g2, self.kernel.T, name=self.describe()).reshape(x.shape)
+        return kernels.matmul(g2, self.kernel.T, name=self.describe()).reshape(x.shape)
 
     def macs(self, input_shape):
         rows = math.prod(input_shape[1:-1]) if all(d is not None for d in input_shape[1:-1]) \
@@ -201,7 +201,7 @@ class ZeroPadding2D(SpatialLayer):
         if isinstance(padding, str):
             raise TypeError(f"{self.describe()}: padding must be an int, a pair or "
                             f"((top, bottom), (left, right)), got {padding!r}")
-        self.padding = ops.resolve_padding(padding, (1, 1), (1, 1), (1, 1), (None, None),
+        self.padding = kernels.resolve_padding(padding, (1, 1), (1, 1), (1, 1), (None, None),
                                            self.describe())
 
     def _output_shape_nhwc(self, shape):

@@ -1,5 +1,5 @@
 """Max, average and global pooling layers."""
-from .. import ops
+from .. import kernels
 from .spatial import SpatialLayer, padding_config
 
 
@@ -10,17 +10,17 @@ class _Pooling2D(SpatialLayer):
                  ceil_mode=False, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         who = self.describe()
-        self.pool_size = ops.as_int_tuple(pool_size, 2, "pool_size", who)
-        self.strides = self.pool_size if strides is None else ops.as_int_tuple(
+        self.pool_size = kernels.as_int_tuple(pool_size, 2, "pool_size", who)
+        self.strides = self.pool_size if strides is None else kernels.as_int_tuple(
             strides, 2, "strides", who)
-        ops.resolve_padding(padding, self.pool_size, self.strides, (1, 1), (None, None), who)
+        kernels.resolve_padding(padding, self.pool_size, self.strides, (1, 1), (None, None), who)
         self.padding = padding.lower() if isinstance(padding, str) else padding
         if not isinstance(ceil_mode, bool):
             raise TypeError(f"{who}: ceil_mode must be True or False, got {ceil_mode!r}")
         self.ceil_mode = ceil_mode
 
     def _output_shape_nhwc(self, shape):
-        geometry = ops.window_geometry(shape[1:3], self.pool_size, self.strides, self.padding,
+        geometry = kernels.window_geometry(shape[1:3], self.pool_size, self.strides, self.padding,
                                        (1, 1), self.ceil_mode, self.describe(),
                                        kernel_arg="pool_size")
         return (shape[0], *geometry.output_hw, shape[3])
@@ -42,13 +42,13 @@ class MaxPooling2D(_Pooling2D):
     """Max pooling; a window holding a NaN outputs NaN (as in PyTorch)."""
 
     def _call_nhwc(self, x, training):
-        y, argmax = ops.max_pool2d(x, **self._window(), with_argmax=training)
+        y, argmax = kernels.max_pool2d(x, **self._window(), with_argmax=training)
         if training:
             self._cache.update(argmax=argmax, x_shape=x.shape)
         return y
 
     def _backward_nhwc(self, grad_y, need_input_grad):
-        return ops.max_pool2d_backward(grad_y, self._cache["argmax"], self._cache["x_shape"],
+        return kernels.max_pool2d_backward(grad_y, self._cache["argmax"], self._cache["x_shape"],
                                        name=self.describe())
 
 
@@ -67,10 +67,10 @@ class AveragePooling2D(_Pooling2D):
     def _call_nhwc(self, x, training):
         if training:
             self._cache["x_shape"] = x.shape
-        return ops.avg_pool2d(x, count_include_pad=self.count_include_pad, **self._window())
+        return kernels.avg_pool2d(x, count_include_pad=self.count_include_pad, **self._window())
 
     def _backward_nhwc(self, grad_y, need_input_grad):
-        return ops.avg_pool2d_backward(grad_y, self._cache["x_shape"],
+        return kernels.avg_pool2d_backward(grad_y, self._cache["x_shape"],
                                        count_include_pad=self.count_include_pad,
                                        **self._window())
 
@@ -104,21 +104,21 @@ class _GlobalPooling2D(SpatialLayer):
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
     def _pool(self, x, training):
-        return ops.global_avg_pool2d(x, name=self.describe())
+        return kernels.global_avg_pool2d(x, name=self.describe())
 
     def _unpool(self, grad_y, x_shape):
-        return ops.global_avg_pool2d_backward(grad_y, x_shape, name=self.describe())
+        return kernels.global_avg_pool2d_backward(grad_y, x_shape, name=self.describe())
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     def _pool(self, x, training):
-        y, argmax = ops.global_max_pool2d(x, with_argmax=training, name=self.describe())
+        y, argmax = kernels.global_max_pool2d(x, with_argmax=training, name=self.describe())
         if training:
             self._cache["argmax"] = argmax
         return y
 
     def _unpool(self, grad_y, x_shape):
-        return ops.global_max_pool2d_backward(grad_y, self._cache["argmax"], x_shape,
+        return kernels.global_max_pool2d_backward(grad_y, self._cache["argmax"], x_shape,
                                               name=self.describe())
 
 
