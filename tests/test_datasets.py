@@ -126,8 +126,8 @@ FULL = fashion_mnist.full_data_path()
 
 
 @pytest.mark.skipif(FULL is None or not os.path.isdir(FULL),
-                    reason="full Fashion-MNIST not installed (apt-get install "
-                           "dataset-fashion-mnist)")
+                    reason="full Fashion-MNIST not found locally (Keras' cache or "
+                           "apt-get install dataset-fashion-mnist)")
 def test_short_training_beats_80_percent_on_the_full_test_set():
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
