@@ -384,3 +384,11 @@ class Sequential:
     def load_weights(self, filepath):
         from .saving import load_weights
         load_weights(self, filepath)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export(self, filepath, format="onnx", **kwargs):
+        """Keras' export for inference: ``format="onnx"`` (the ``onnx`` extra) takes
+        ``opset_version``, ``input_signature`` and ``verbose``; see convnet.export."""
+        from .export import export_model
+        return export_model(self, filepath, format, **kwargs)

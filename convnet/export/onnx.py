@@ -1,0 +1,591 @@
+"""ONNX export: a convnet model as an ONNX graph that ONNX Runtime runs, written with
+``onnx.helper`` (tf2onnx is unmaintained and broken for Keras 3; keras2onnx is archived).
+
+The graph is built layer by layer through a registry of emitters, one small function per
+layer class: ``emit(layer, builder, input_names) -> output_names``. A Sequential model
+chains them; a model whose layers form a graph drives the same emitters node by node
+(``emit_layer``).
+
+Layout. convnet's images are NHWC; ONNX's Conv and pooling operators take NCHW. Every
+tensor of the graph is one of the model's tensors (its *logical* shape, as the model sees
+it) stored in an order of its axes: ``stored = logical.transpose(order)``. A spatial layer asks
+for its input stored in NCHW order and leaves its output stored that way; the builder
+writes a Transpose only where the stored order differs from the one asked for. A stack of
+convolution and pooling layers therefore runs in NCHW after one Transpose at the input,
+kernels permuted to (out, in, kh, kw), and the tensor goes back to the model's order only
+where order matters: before a Flatten (NHWC's flattening order is not NCHW's: a plain NCHW
+Flatten feeding a Dense is silently wrong), before a Dense on images, and at the output.
+
+Padding is always written as explicit pads (ONNX Runtime refuses ``auto_pad=SAME`` with
+dilation, and Keras' "same" puts the odd cell after, which only SAME_UPPER matches), so a
+"same" padding with strides, or a ceil_mode window, needs the input's height and width;
+unknown ones are refused with a clear error. ``ceil_mode`` is written as extra end padding
+with ``ceil_mode=0``: ONNX shape inference and ONNX Runtime disagree before opset 22 about
+a last window that would start in the padding, and extra padding is exact here (max pooling
+pads with -inf; average pooling leaves padded cells out of the divisor, and with
+``count_include_pad`` the declared padding is written as zeros by a Pad first).
+"""
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    import onnx
+    from onnx import helper, numpy_helper
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError('ONNX export needs the onnx package: pip install "convnet[onnx]"') \
+        from error
+
+from .. import __version__, activations, kernels
+from .. import layers as layers_module
+from ..models import Sequential
+from ..utils import conv_output_length
+
+#: the opsets this exporter writes, each with the oldest IR version that carries it: the
+#: file then loads in ONNX Runtimes as old as the opset allows (onnx's own default IR
+#: version follows the newest onnx release, which older runtimes refuse).
+IR_VERSION_FOR_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10}
+#: ONNX Runtime 1.12 (2022) and later load opset 17, and it has every operator written here.
+DEFAULT_OPSET = 17
+
+#: the operators ONNX Runtime's CPU provider runs in float64 at every opset from 13 to 22
+#: (checked with onnxruntime 1.32); Conv, AveragePool, the global pools, Softplus and Elu
+#: have float32 kernels only, LeakyRelu and PRelu float64 ones at opsets 16 to 21 only.
+FLOAT64_OPS = frozenset({"Add", "Cast", "Flatten", "Gemm", "Greater", "Identity", "MatMul",
+                         "MaxPool", "Min", "Mul", "Pad", "Relu", "Sigmoid", "Softmax",
+                         "Sub", "Tanh", "Transpose", "Where"})
+
+#: the stored order that makes an NHWC tensor NCHW
+NHWC_TO_NCHW = (0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- the graph
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What the builder knows of a tensor of the graph."""
+    shape: tuple    # the model's (logical) shape, batch axis first; None: known at run time
+    order: tuple    # how it is stored: stored = logical.transpose(order)
+    dtype: np.dtype
+
+    @property
+    def stored_shape(self):
+        return tuple(self.shape[axis] for axis in self.order)
+
+
+def _identity(ndim):
+    return tuple(range(ndim))
+
+
+def _value_info(name, info):
+    """A graph input or output: the batch axis is the symbolic dimension "batch", other
+    unknown sizes are left anonymous."""
+    dims = ["batch" if axis == 0 and size is None else size
+            for axis, size in enumerate(info.stored_shape)]
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(info.dtype),
+                                         dims)
+
+
+class GraphBuilder:
+    """Collects the nodes, weights, inputs and outputs of one ONNX graph, and what is known of
+    each tensor (its logical shape, stored order and dtype, see TensorInfo)."""
+
+    def __init__(self, opset):
+        self.opset = opset
+        self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
+        self.info = {}
+        self.layer = None           # the layer being emitted, named by errors
+        self._names = set()
+        self._views = {}            # (tensor, order) -> the same tensor stored in that order
+
+    def describe(self):
+        return "ONNX export" if self.layer is None else f"ONNX export of {self.layer.describe()}"
+
+    def fresh(self, hint):
+        """A tensor name made from `hint` that the graph does not use yet."""
+        name, count = hint, 1
+        while name in self._names:
+            count += 1
+            name = f"{hint}:{count}"
+        self._names.add(name)
+        return name
+
+    def add_input(self, hint, shape, dtype):
+        name = self.fresh(hint)
+        self.info[name] = TensorInfo(tuple(shape), _identity(len(shape)), np.dtype(dtype))
+        self.inputs.append(_value_info(name, self.info[name]))
+        return name
+
+    def add_output(self, tensor, hint):
+        """Make `tensor`, in the model's own order, an output of the graph named `hint`."""
+        tensor = self.stored(tensor, _identity(len(self.info[tensor].shape)))
+        name = self.node("Identity", [tensor], hint, like=tensor)
+        self.outputs.append(_value_info(name, self.info[name]))
+        return name
+
+    def constant(self, value, hint, dtype=None):
+        """A weight of the graph (an initializer) holding `value`."""
+        name = self.fresh(hint)
+        array = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op, inputs, hint, shape=None, order=None, dtype=None, like=None,
+             **attributes):
+        """Append an `op` node; its output (returned) has the given logical shape, stored
+        order and dtype, or those of tensor `like`. Refuses a float64 op that ONNX Runtime
+        cannot run, naming the layer."""
+        if like is not None:
+            info = self.info[like]
+            shape, order, dtype = info.shape, info.order, info.dtype
+        dtype = np.dtype(dtype)
+        computes_in_float64 = dtype == np.float64 or any(
+            name in self.info and self.info[name].dtype == np.float64 for name in inputs)
+        if computes_in_float64 and op not in FLOAT64_OPS:
+            raise ValueError(f"{self.describe()}: ONNX Runtime has no float64 kernel for the "
+                             f"{op} operator this layer needs; export a float32 model "
+                             f"instead (build it with dtype='float32')")
+        name = self.fresh(hint)
+        self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attributes))
+        self.info[name] = TensorInfo(tuple(shape), tuple(order), dtype)
+        return name
+
+    def stored(self, tensor, order):
+        """`tensor` stored in `order` (a Transpose, written once per tensor and order, where
+        it is stored otherwise)."""
+        order = tuple(order)
+        info = self.info[tensor]
+        if info.order == order:
+            return tensor
+        if (tensor, order) not in self._views:
+            view = self.node("Transpose", [tensor], f"{tensor}/transpose", info.shape, order,
+                             info.dtype, perm=[info.order.index(axis) for axis in order])
+            self._views[(tensor, order)] = view
+            self._views[(view, info.order)] = tensor
+        return self._views[(tensor, order)]
+
+    def cast(self, tensor, dtype):
+        """`tensor` in `dtype` (a layer computes in its own dtype, as in convnet)."""
+        if self.info[tensor].dtype == dtype:
+            return tensor
+        info = self.info[tensor]
+        return self.node("Cast", [tensor], f"{tensor}/cast", info.shape, info.order, dtype,
+                         to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+    def model(self, name, doc_string=""):
+        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs,
+                                  self.initializers, doc_string=doc_string)
+        return helper.make_model(graph, producer_name="convnet", producer_version=__version__,
+                                 opset_imports=[helper.make_opsetid("", self.opset)],
+                                 ir_version=IR_VERSION_FOR_OPSET[self.opset])
+
+
+# ----------------------------------------------------------------------------- emitters
+
+#: layer class -> emit(layer, builder, input_names) -> output_names. Looked up by the
+#: exact class: a subclass may compute something else, so it needs its own emitter.
+EMITTERS = {}
+
+
+def register(*classes):
+    """Register the decorated function as the emitter of `classes`."""
+    def decorate(emit):
+        for cls in classes:
+            EMITTERS[cls] = emit
+        return emit
+    return decorate
+
+
+def emit_layer(layer, builder, inputs):
+    """The ONNX nodes of one call of `layer` on the tensors `inputs`; returns its outputs."""
+    emit = EMITTERS.get(type(layer))
+    if emit is None:
+        known = ", ".join(sorted(cls.__name__ for cls in EMITTERS))
+        raise ValueError(f"ONNX export: {layer.describe()} is of class "
+                         f"{type(layer).__name__}, which the ONNX exporter does not know; "
+                         f"it exports {known}")
+    builder.layer = layer
+    outputs = emit(layer, builder, [builder.cast(x, layer.dtype) for x in inputs])
+    builder.layer = None
+    return outputs
+
+
+def _spatial_order(layer):
+    """The stored order that gives a spatial layer its input in ONNX's NCHW."""
+    return _identity(4) if layer.channels_first else NHWC_TO_NCHW
+
+
+def _unknown_size_error(builder, shape, what):
+    return ValueError(f"{builder.describe()}: {what} needs the input's height and width to "
+                      f"write explicit ONNX pads, but the layer's input shape {shape} leaves "
+                      f"them unknown. Give the model's input shape with those sizes at export "
+                      f"(input_signature=[shape]) or build the model with a fixed-size Input.")
+
+
+def _explicit_pads(layer, builder, shape, kernel, strides, dilation, ceil_mode=False):
+    """ONNX ``pads`` [top, left, bottom, right] of a window sliding over the layer's input of
+    logical `shape`: the layer's padding resolved (Keras' "same" rule), plus, for
+    ``ceil_mode``, the end padding that makes a floor-mode window reach convnet's ceil-mode
+    output length (a window that would start in the end padding is dropped, PyTorch's rule).
+    """
+    hw = shape[2:4] if layer.channels_first else shape[1:3]
+    begins, ends = [], []
+    for axis, (n, k, s, d) in enumerate(zip(hw, kernel, strides, dilation)):
+        if n is None and s > 1 and (layer.padding == "same" or ceil_mode):
+            what = "padding='same'" if layer.padding == "same" else "ceil_mode=True"
+            raise _unknown_size_error(builder, shape, f"{what} with strides {tuple(strides)}")
+        if n is None and layer.padding == "same":
+            # At stride 1 "same" pads d*(k-1) cells whatever the size.
+            before, after = (d * (k - 1)) // 2, d * (k - 1) - (d * (k - 1)) // 2
+        else:
+            before, after = kernels.resolve_padding(layer.padding, kernel, strides, dilation,
+                                                    hw, layer.describe())[axis]
+        if ceil_mode and n is not None:
+            out = conv_output_length(n, k, s, d, before + after, True, before)
+            after = max(after, (out - 1) * s + d * (k - 1) + 1 - n - before)
+        begins.append(before)
+        ends.append(after)
+    return begins + ends
+
+
+def _spatial_output(layer, builder, shape, op, inputs, **attributes):
+    """Append the layer's `op` on NCHW `inputs` (the layer's input had logical `shape`); the
+    output is stored NCHW too."""
+    return builder.node(op, inputs, _before_activation(layer), layer.compute_output_shape(shape),
+                        _spatial_order(layer), layer.dtype, **attributes)
+
+
+def _before_activation(layer):
+    """The name of a layer's result before its activation; the layer's name is the after's."""
+    return layer.name if layer.activation is None else f"{layer.name}/linear"
+
+
+@register(layers_module.InputLayer, layers_module.Dropout)
+def _emit_identity(layer, builder, inputs):
+    """Dropout is the identity at inference; an InputLayer only declares the input."""
+    return list(inputs)
+
+
+@register(layers_module.Conv2D)
+def _emit_conv2d(layer, builder, inputs):
+    (x,) = inputs
+    shape = builder.info[x].shape
+    pads = _explicit_pads(layer, builder, shape, layer.kernel_size, layer.strides,
+                          layer.dilation_rate)
+    weights = [builder.constant(layer.kernel.transpose(3, 2, 0, 1), f"{layer.name}/kernel")]
+    if layer.use_bias:
+        weights.append(builder.constant(layer.bias, f"{layer.name}/bias"))
+    z = _spatial_output(layer, builder, shape, "Conv",
+                        [builder.stored(x, _spatial_order(layer)), *weights],
+                        kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                        dilations=list(layer.dilation_rate), pads=pads)
+    return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+@register(layers_module.Dense)
+def _emit_dense(layer, builder, inputs):
+    (x,) = inputs
+    info = builder.info[x]
+    last = len(info.shape) - 1
+    if info.order[-1] != last:
+        # MatMul contracts the stored last axis, which must be the model's last axis.
+        x = builder.stored(x, _identity(len(info.shape)))
+        info = builder.info[x]
+    kernel = builder.constant(layer.kernel, f"{layer.name}/kernel")
+    bias = [builder.constant(layer.bias, f"{layer.name}/bias")] if layer.use_bias else []
+    shape = layer.compute_output_shape(info.shape)
+    name = _before_activation(layer)
+    if len(shape) == 2:
+        z = builder.node("Gemm", [x, kernel, *bias], name, shape, info.order, layer.dtype)
+    else:
+        z = builder.node("MatMul", [x, kernel], f"{layer.name}/matmul" if bias else name,
+                         shape, info.order, layer.dtype)
+        if bias:
+            z = builder.node("Add", [z, *bias], name, like=z)
+    return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+@register(layers_module.Flatten)
+def _emit_flatten(layer, builder, inputs):
+    (x,) = inputs
+    shape = builder.info[x].shape
+    order = _identity(len(shape))
+    if layer.data_format == "channels_first" and len(shape) > 2:
+        order = (0, *range(2, len(shape)), 1)  # convnet moves the channels last first
+    y = builder.node("Flatten", [builder.stored(x, order)], layer.name,
+                     layer.compute_output_shape(shape), _identity(2), layer.dtype, axis=1)
+    return [y]
+
+
+@register(layers_module.Activation, layers_module.ReLU, layers_module.Softmax)
+def _emit_activation_layer(layer, builder, inputs):
+    (x,) = inputs
+    return [emit_activation(layer.activation, builder, x, layer.name)]
+
+
+@register(layers_module.ZeroPadding2D)
+def _emit_zero_padding2d(layer, builder, inputs):
+    (x,) = inputs
+    (top, bottom), (left, right) = layer.padding
+    pads = builder.constant([0, 0, top, left, 0, 0, bottom, right], f"{layer.name}/pads",
+                            np.int64)
+    return [_spatial_output(layer, builder, builder.info[x].shape, "Pad",
+                            [builder.stored(x, _spatial_order(layer)), pads])]
+
+
+@register(layers_module.MaxPooling2D)
+def _emit_max_pooling2d(layer, builder, inputs):
+    (x,) = inputs
+    shape = builder.info[x].shape
+    pads = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides, (1, 1),
+                          layer.ceil_mode)
+    return [_spatial_output(layer, builder, shape, "MaxPool",
+                            [builder.stored(x, _spatial_order(layer))],
+                            kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+                            pads=pads)]
+
+
+@register(layers_module.AveragePooling2D)
+def _emit_average_pooling2d(layer, builder, inputs):
+    (x,) = inputs
+    shape = builder.info[x].shape
+    pads = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides, (1, 1),
+                          layer.ceil_mode)
+    x = builder.stored(x, _spatial_order(layer))
+    if layer.count_include_pad:
+        # The declared padding is counted in a window's divisor, the ceil_mode overhang is
+        # not (PyTorch's rule, convnet's): write the declared padding as zeros, and let
+        # AveragePool leave only the overhang out.
+        declared = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides,
+                                  (1, 1))
+        padded_shape = list(shape)
+        for axis, before, after in zip((2, 3) if layer.channels_first else (1, 2),
+                                       declared[:2], declared[2:]):
+            padded_shape[axis] = None if shape[axis] is None else shape[axis] + before + after
+        padding = builder.constant([0, 0, *declared[:2], 0, 0, *declared[2:]],
+                                   f"{layer.name}/pads", np.int64)
+        x = builder.node("Pad", [x, padding], f"{layer.name}/pad", padded_shape,
+                         builder.info[x].order, layer.dtype)
+        pads = [0, 0, pads[2] - declared[2], pads[3] - declared[3]]
+    return [_spatial_output(layer, builder, shape, "AveragePool", [x],
+                            kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+                            pads=pads, count_include_pad=0)]
+
+
+def _emit_global_pooling2d(op):
+    def emit(layer, builder, inputs):
+        (x,) = inputs
+        shape = builder.info[x].shape
+        channels = shape[1] if layer.channels_first else shape[3]
+        kept = (shape[0], channels, 1, 1) if layer.channels_first else (shape[0], 1, 1, channels)
+        pooled = builder.node(op, [builder.stored(x, _spatial_order(layer))],
+                              layer.name if layer.keepdims else f"{layer.name}/{op}", kept,
+                              _spatial_order(layer), layer.dtype)
+        if layer.keepdims:
+            return [pooled]
+        # (N, C, 1, 1) flattens to (N, C) whatever the stored order of the two ones.
+        return [builder.node("Flatten", [pooled], layer.name, (shape[0], channels),
+                             _identity(2), layer.dtype, axis=1)]
+    return emit
+
+
+register(layers_module.GlobalAveragePooling2D)(_emit_global_pooling2d("GlobalAveragePool"))
+register(layers_module.GlobalMaxPooling2D)(_emit_global_pooling2d("GlobalMaxPool"))
+
+
+# ----------------------------------------------------------------------------- activations
+
+#: activation class -> emit(activation, builder, x, hint) -> y, stored like x
+ACTIVATION_EMITTERS = {}
+
+
+def emit_activation(activation, builder, x, hint):
+    """`activation` (from convnet.activations, or None) applied to tensor `x`."""
+    if activation is None:
+        return x
+    emit = ACTIVATION_EMITTERS.get(type(activation))
+    if emit is None:
+        raise ValueError(f"{builder.describe()}: the activation {activation.name!r} has no "
+                         f"ONNX form in this exporter")
+    return emit(activation, builder, x, hint)
+
+
+def _register_activation(cls):
+    def decorate(emit):
+        ACTIVATION_EMITTERS[cls] = emit
+        return emit
+    return decorate
+
+
+def _scalar(builder, value, x, hint):
+    """A scalar constant in the dtype of `x`, so float64 models keep float64 constants."""
+    return builder.constant(value, hint, builder.info[x].dtype)
+
+
+@_register_activation(activations.Linear)
+def _emit_linear(activation, builder, x, hint):
+    return x
+
+
+def _elementwise(op):
+    def emit(activation, builder, x, hint):
+        return builder.node(op, [x], hint, like=x)
+    return emit
+
+
+_register_activation(activations.Sigmoid)(_elementwise("Sigmoid"))
+_register_activation(activations.Tanh)(_elementwise("Tanh"))
+_register_activation(activations.Softplus)(_elementwise("Softplus"))
+
+
+@_register_activation(activations.ELU)
+def _emit_elu(activation, builder, x, hint):
+    return builder.node("Elu", [x], hint, like=x, alpha=1.0)
+
+
+@_register_activation(activations.LeakyReLU)
+def _emit_leaky_relu(activation, builder, x, hint):
+    return _below_threshold(builder, x, activation.negative_slope, 0, hint)
+
+
+def _below_threshold(builder, x, slope, threshold, hint):
+    """x where x > threshold, else slope * (x - threshold): NumPy's formula, in the dtype of
+    x. (LeakyRelu and PRelu do the same at threshold 0, but ONNX Runtime has their float64
+    kernels at opsets 16 to 21 only, and LeakyRelu's float attribute would round a float64
+    model's slope to float32.)"""
+    info = builder.info[x]
+    t = _scalar(builder, threshold, x, f"{hint}/threshold")
+    above = builder.node("Greater", [x, t], f"{hint}/above", info.shape, info.order, bool)
+    shifted = builder.node("Sub", [x, t], f"{hint}/shifted", like=x) if threshold else x
+    below = builder.node("Mul", [shifted, _scalar(builder, slope, x, f"{hint}/negative_slope")],
+                         f"{hint}/below", like=x)
+    return builder.node("Where", [above, x, below], hint, like=x)
+
+
+@_register_activation(activations.SiLU)
+def _emit_silu(activation, builder, x, hint):
+    return builder.node("Mul", [x, builder.node("Sigmoid", [x], f"{hint}/sigmoid", like=x)],
+                        hint, like=x)
+
+
+@_register_activation(activations.Softmax)
+def _emit_softmax(activation, builder, x, hint):
+    info = builder.info[x]
+    axis = activation.axis % len(info.shape)
+    return builder.node("Softmax", [x], hint, like=x, axis=info.order.index(axis))
+
+
+@_register_activation(activations.ReLU)
+def _emit_relu(activation, builder, x, hint):
+    """Keras' ReLU: x above the threshold, negative_slope * (x - threshold) below it, then
+    capped at max_value; each option adds its nodes only when it is set."""
+    slope, threshold, max_value = (activation.negative_slope, activation.threshold,
+                                   activation.max_value)
+    capped = max_value is not None
+    name = f"{hint}/relu" if capped else hint
+    if threshold == 0 and slope == 0:
+        y = builder.node("Relu", [x], name, like=x)
+    else:
+        y = _below_threshold(builder, x, slope, threshold, name)
+    if capped:
+        y = builder.node("Min", [y, _scalar(builder, max_value, x, f"{hint}/max_value")],
+                         hint, like=x)
+    return y
+
+
+# ----------------------------------------------------------------------------- models
+
+def _check_opset(opset_version):
+    if opset_version is None:
+        return DEFAULT_OPSET
+    if (isinstance(opset_version, bool) or not isinstance(opset_version, (int, np.integer))
+            or int(opset_version) not in IR_VERSION_FOR_OPSET):
+        raise ValueError(f"ONNX export: opset_version must be an int from "
+                         f"{min(IR_VERSION_FOR_OPSET)} to {max(IR_VERSION_FOR_OPSET)} "
+                         f"(default {DEFAULT_OPSET}), got {opset_version!r}")
+    return int(opset_version)
+
+
+def _is_size(value):
+    return value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool))
+
+
+def _input_shape(model, input_signature):
+    """The shape the graph takes: the model's input shape, with the unknown sizes that
+    `input_signature` fixes (a shape, a list of one, or anything with a ``.shape``)."""
+    who = f"ONNX export of Sequential '{model.name}'"
+    if not model.built or model.input_shape is None:
+        raise ValueError(f"{who}: the model has not been built, so its input shape is "
+                         f"unknown; start it with keras.Input(shape) or call build() first")
+    shape = tuple(model.input_shape)
+    if input_signature is None:
+        return shape
+    spec = input_signature
+    if isinstance(spec, (list, tuple)) and len(spec) == 1 and not _is_size(spec[0]):
+        spec = spec[0]
+    given = getattr(spec, "shape", spec)
+    try:
+        given = tuple(given)
+    except TypeError:
+        given = None
+    if (given is None or not all(_is_size(v) and (v is None or v >= 1) for v in given)
+            or len(given) != len(shape)
+            or any(m is not None and g is not None and m != g for m, g in zip(shape, given))):
+        raise ValueError(f"{who}: input_signature {input_signature!r} must give one shape "
+                         f"of the model's rank that agrees with its input shape {shape} "
+                         f"(None where a size is free)")
+    return tuple(m if g is None else int(g) for m, g in zip(shape, given))
+
+
+def to_onnx(model, opset_version=None, input_signature=None):
+    """`model` as an ``onnx.ModelProto``, checked with ``onnx.checker`` (full check).
+
+    The graph takes one input named "input" in the model's layout and dtype, with a dynamic
+    batch axis "batch", and gives one output named "output".
+    """
+    opset = _check_opset(opset_version)
+    if not isinstance(model, Sequential):
+        raise TypeError(f"ONNX export takes a convnet Sequential model, got "
+                        f"{type(model).__name__}")
+    shape = _input_shape(model, input_signature)
+    dtype = model.layers[0].dtype if model.layers else np.dtype(np.float32)
+    builder = GraphBuilder(opset)
+    x = builder.add_input("input", shape, dtype)
+    for layer in model.layers:
+        (x,) = emit_layer(layer, builder, [x])
+    builder.add_output(x, "output")
+    proto = builder.model(model.name, doc_string=f"convnet Sequential '{model.name}'")
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model, filepath, verbose=None, input_signature=None, opset_version=None,
+                **kwargs):
+    """Keras' ``model.export(filepath, format="onnx")``: write `model` as an ONNX file.
+
+    The file is written to a temporary file beside `filepath` and moved into place, so an
+    interrupted export leaves any previous file whole. Prints where it saved unless
+    ``verbose`` is False (Keras' default prints).
+    """
+    if kwargs:
+        raise TypeError(f"export(format='onnx'): unexpected keyword arguments {sorted(kwargs)}")
+    data = to_onnx(model, opset_version, input_signature).SerializeToString()
+    filepath = os.fspath(filepath)
+    fd, tmp_path = tempfile.mkstemp(prefix=".convnet-", suffix=".tmp",
+                                    dir=os.path.dirname(os.path.abspath(filepath)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, filepath)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+    if verbose is None or verbose:
+        print(f"Saved artifact at '{filepath}'.")
