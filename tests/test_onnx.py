@@ -430,3 +430,227 @@ def test_readme_deploy_snippet_runs(tmp_path, monkeypatch):
     exec(snippet, namespace)
     np.testing.assert_allclose(namespace["probabilities"], model.predict(x_test[:5], verbose=0),
                                atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- operations
+# The operations the layers still to come will emit, held to NumPy's formula of each
+# operation, on inputs stored in the model's order and in the NCHW order a convolution leaves.
+
+NHWC, NCHW = (0, 1, 2, 3), (0, 3, 1, 2)
+
+
+def _run_op(build, arrays, orders=None, opset=17):
+    """ONNX Runtime's output of the graph `build(builder, *inputs)` on `arrays` (batch axis
+    first), each input met stored in its order from `orders`."""
+    builder = onnx_export.GraphBuilder(opset)
+    names = []
+    for i, array in enumerate(arrays):
+        name = builder.add_input(f"x{i}", (None, *array.shape[1:]), array.dtype)
+        names.append(builder.stored(name, orders[i]) if orders else name)
+    y = build(builder, *names)
+    recorded = builder.info[y].shape
+    builder.add_output(y, "y")
+    proto = builder.model("operation")
+    onnx.checker.check_model(proto, full_check=True)
+    (out,) = _session(proto).run(None, {f"x{i}": a for i, a in enumerate(arrays)})
+    assert recorded[1:] == out.shape[1:], "the builder's shape differs from the result's"
+    return out
+
+
+def _images(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _close(got, expected):
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+@pytest.mark.parametrize("groups", (1, 2, 3))
+def test_grouped_conv2d(groups, order):
+    import reference as ref
+    x, kernel = _images(2, 7, 8, 6), _images(3, 2, 6 // groups, 12, seed=1)
+    bias = _images(12, seed=2)
+    pads, strides, dilation = [1, 0, 2, 1], (2, 1), (1, 2)
+    padding = ((pads[0], pads[2]), (pads[1], pads[3]))
+    c, f = 6 // groups, 12 // groups    # each group's channels and filters, in blocks
+    blocks = [ref.conv2d(x[..., g * c:(g + 1) * c], kernel[..., g * f:(g + 1) * f],
+                         bias[g * f:(g + 1) * f], strides, padding, dilation)
+              for g in range(groups)]
+    got = _run_op(lambda b, t: onnx_export.conv2d(b, t, kernel, bias, strides, dilation, pads,
+                                                  "channels_last", "conv", groups=groups),
+                  [x], [order])
+    _close(got, np.concatenate(blocks, axis=-1))
+
+
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+def test_depthwise_conv2d(order):
+    """y[..., c * m + j] is channel c alone convolved with kernel[:, :, c, j]."""
+    import reference as ref
+    x, kernel = _images(2, 6, 7, 3), _images(3, 3, 3, 2, seed=1)
+    padding = ((1, 1), (0, 2))
+    expected = np.concatenate([ref.conv2d(x[..., c:c + 1], kernel[:, :, c:c + 1], None, (1, 2),
+                                          padding, (1, 1)) for c in range(3)], axis=-1)
+    got = _run_op(lambda b, t: onnx_export.conv2d(
+        b, t, onnx_export.depthwise_kernel(kernel), None, (1, 2), (1, 1), [1, 0, 1, 2],
+        "channels_last", "depthwise", groups=3), [x], [order])
+    _close(got, expected)
+
+
+def _conv_transpose_reference(x, kernel, bias, strides, dilation, pads, output_padding):
+    """Each input pixel adds kernel-weighted copies to the output, then the crop."""
+    n, h, w, _ = x.shape
+    kh, kw, filters, _ = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    full = np.zeros((n, sh * (h - 1) + dh * (kh - 1) + 1 + output_padding[0],
+                     sw * (w - 1) + dw * (kw - 1) + 1 + output_padding[1], filters))
+    for i in range(h):
+        for j in range(w):
+            for p in range(kh):
+                for q in range(kw):
+                    full[:, i * sh + p * dh, j * sw + q * dw] += x[:, i, j] @ kernel[p, q].T
+    top, left, bottom, right = pads
+    return full[:, top:full.shape[1] - bottom, left:full.shape[2] - right] + bias
+
+
+@pytest.mark.parametrize("data_format", ("channels_last", "channels_first"))
+@pytest.mark.parametrize("strides, dilation, pads, output_padding", [
+    ((2, 2), (1, 1), [0, 0, 0, 0], (0, 0)),
+    ((2, 3), (1, 1), [1, 0, 0, 1], (1, 2)),
+    ((1, 2), (2, 1), [1, 1, 2, 0], (0, 1)),
+])
+def test_conv2d_transpose(strides, dilation, pads, output_padding, data_format):
+    x, kernel, bias = _images(2, 4, 5, 3), _images(3, 2, 4, 3, seed=1), _images(4, seed=2)
+    expected = _conv_transpose_reference(x, kernel, bias, strides, dilation, pads,
+                                         output_padding)
+    if data_format == "channels_first":
+        x, expected = x.transpose(0, 3, 1, 2), expected.transpose(0, 3, 1, 2)
+    got = _run_op(lambda b, t: onnx_export.conv2d_transpose(
+        b, t, kernel, bias, strides, dilation, pads, output_padding, data_format, "deconv"), [x])
+    _close(got, expected)
+
+
+@pytest.mark.parametrize("order, axis", [(NHWC, -1), (NCHW, -1), (NCHW, 1), (None, 1)])
+def test_batch_normalization(order, axis):
+    x = _images(3, 4, 5, 6) if order else _images(3, 5)
+    size = x.shape[axis]
+    mean, gamma, beta = _images(size, seed=1), _images(size, seed=2), _images(size, seed=3)
+    variance = np.abs(_images(size, seed=4)) + 0.1
+    shape = [1] * x.ndim
+    shape[axis] = size
+    expected = ((x - mean.reshape(shape)) / np.sqrt(variance.reshape(shape) + 1e-3)
+                * gamma.reshape(shape) + beta.reshape(shape))
+    got = _run_op(lambda b, t: onnx_export.batch_normalization(
+        b, t, axis, mean, variance, gamma, beta, 1e-3, "bn"), [x], [order] if order else None)
+    _close(got, expected)
+    # without gamma and beta: plain standardization
+    got = _run_op(lambda b, t: onnx_export.batch_normalization(
+        b, t, axis, mean, variance, None, None, 1e-3, "bn"), [x], [order] if order else None)
+    _close(got, (x - mean.reshape(shape)) / np.sqrt(variance.reshape(shape) + 1e-3))
+
+
+@pytest.mark.parametrize("opset", (13, 18, 22))      # ReduceMean's axes moved at opset 18
+@pytest.mark.parametrize("order, axes", [(NHWC, -1), (NCHW, -1), (NCHW, (1, 2)),
+                                         (NHWC, (1, 2, 3))])
+def test_layer_normalization(order, axes, opset):
+    x = _images(3, 4, 5, 6) * 3 + 1
+    axes_tuple = (axes,) if isinstance(axes, int) else axes
+    sizes = [x.shape[a] for a in axes_tuple]
+    gamma, beta = _images(*sizes, seed=2), _images(*sizes, seed=3)
+    mean = x.mean(axis=axes_tuple, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=axes_tuple, keepdims=True)
+    shape = [x.shape[a] if a % 4 in [b % 4 for b in axes_tuple] else 1 for a in range(4)]
+    expected = (x - mean) / np.sqrt(variance + 1e-3) * gamma.reshape(shape) + beta.reshape(shape)
+    got = _run_op(lambda b, t: onnx_export.layer_normalization(
+        b, t, axes, gamma, beta, 1e-3, "ln"), [x], [order], opset)
+    _close(got, expected)
+
+
+@pytest.mark.parametrize("op, formula", [
+    ("Add", lambda a, b, c: a + b + c), ("Sub", lambda a, b, c: a - b - c),
+    ("Mul", lambda a, b, c: a * b * c), ("Max", lambda a, b, c: np.maximum(np.maximum(a, b), c)),
+    ("Min", lambda a, b, c: np.minimum(np.minimum(a, b), c)),
+])
+def test_merge_of_tensors_stored_in_different_orders(op, formula):
+    arrays = [_images(2, 3, 4, 5, seed=i) for i in range(3)]
+    got = _run_op(lambda b, *ts: onnx_export.merge(b, op, list(ts), "merged"), arrays,
+                  [NCHW, NHWC, NCHW])
+    _close(got, formula(*arrays))
+
+
+def test_average_and_concatenate():
+    arrays = [_images(2, 3, 4, 5, seed=i) for i in range(3)]
+    got = _run_op(lambda b, *ts: onnx_export.average(b, list(ts), "mean"), arrays,
+                  [NHWC, NCHW, NCHW])
+    _close(got, (arrays[0] + arrays[1] + arrays[2]) / 3)
+    for axis in (-1, 1, 2):
+        got = _run_op(lambda b, *ts: onnx_export.concatenate(b, list(ts), axis, "joined"),
+                      arrays, [NCHW, NHWC, NCHW])
+        _close(got, np.concatenate(arrays, axis=axis))
+
+
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+def test_reshape_and_permute(order):
+    x = _images(2, 3, 4, 6)
+    got = _run_op(lambda b, t: onnx_export.reshape(b, t, (12, -1), "reshaped"), [x], [order])
+    _close(got, x.reshape(2, 12, 6))
+    got = _run_op(lambda b, t: onnx_export.permute(b, t, (3, 1, 2), "permuted"), [x], [order])
+    _close(got, x.transpose(0, 3, 1, 2))
+    # a permuted tensor feeds a Dense-like product over its last axis
+    got = _run_op(lambda b, t: onnx_export.reshape(
+        b, onnx_export.permute(b, t, (2, 3, 1), "permuted"), (-1,), "flat"), [x], [order])
+    _close(got, x.transpose(0, 2, 3, 1).reshape(2, -1))
+
+
+@pytest.mark.parametrize("data_format", ("channels_last", "channels_first"))
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+def test_crop2d(order, data_format):
+    x = _images(2, 7, 8, 5)
+    h_axis = 1 if data_format == "channels_last" else 2
+
+    def cropped(top, bottom, left, right):
+        rows = np.arange(top, x.shape[h_axis] - bottom)
+        cols = np.arange(left, x.shape[h_axis + 1] - right)
+        return np.take(np.take(x, rows, axis=h_axis), cols, axis=h_axis + 1)
+
+    for (top, bottom), (left, right) in (((1, 2), (0, 3)), ((0, 0), (2, 0))):
+        got = _run_op(lambda b, t: onnx_export.crop2d(
+            b, t, ((top, bottom), (left, right)), data_format, "crop"), [x], [order])
+        _close(got, cropped(top, bottom, left, right))
+
+
+def _bilinear_reference(x, factors):
+    """Half-pixel centres, edges clamped, one axis at a time (NHWC)."""
+    for axis, factor in zip((1, 2), factors):
+        n = x.shape[axis]
+        source = np.clip((np.arange(n * factor) + 0.5) / factor - 0.5, 0, n - 1)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, n - 1)
+        weight = (source - low).reshape([-1 if a == axis else 1 for a in range(4)])
+        x = np.take(x, low, axis=axis) * (1 - weight) + np.take(x, high, axis=axis) * weight
+    return x
+
+
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+def test_upsample2d(order):
+    x = _images(2, 3, 4, 5)
+    got = _run_op(lambda b, t: onnx_export.upsample2d(b, t, (2, 3), "nearest", "channels_last",
+                                                      "up"), [x], [order])
+    _close(got, np.repeat(np.repeat(x, 2, axis=1), 3, axis=2))
+    got = _run_op(lambda b, t: onnx_export.upsample2d(b, t, (2, 3), "bilinear", "channels_last",
+                                                      "up"), [x], [order])
+    _close(got, _bilinear_reference(x, (2, 3)))
+    with pytest.raises(ValueError, match="interpolation 'lanczos3'"):
+        _run_op(lambda b, t: onnx_export.upsample2d(b, t, (2, 2), "lanczos3", "channels_last",
+                                                    "up"), [x])
+
+
+@pytest.mark.parametrize("order", (NHWC, NCHW))
+def test_prelu_and_elu(order):
+    x = _images(2, 3, 4, 5)
+    alpha = _images(1, 4, 5, seed=1)            # shared over the height axis
+    got = _run_op(lambda b, t: onnx_export.below_threshold(b, t, alpha, 0, "prelu"), [x],
+                  [order])
+    _close(got, np.where(x > 0, x, alpha * x))
+    got = _run_op(lambda b, t: onnx_export.elu(b, t, 0.7, "elu"), [x], [order])
+    _close(got, np.where(x > 0, x, 0.7 * np.expm1(x)))

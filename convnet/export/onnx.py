@@ -25,6 +25,7 @@ a last window that would start in the padding, and extra padding is exact here (
 pads with -inf; average pooling leaves padded cells out of the divisor, and with
 ``count_include_pad`` the declared padding is written as zeros by a Pad first).
 """
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -53,12 +54,15 @@ DEFAULT_OPSET = 17
 #: the operators ONNX Runtime's CPU provider runs in float64 at every opset from 13 to 22
 #: (checked with onnxruntime 1.32); Conv, AveragePool, the global pools, Softplus and Elu
 #: have float32 kernels only, LeakyRelu and PRelu float64 ones at opsets 16 to 21 only.
-FLOAT64_OPS = frozenset({"Add", "Cast", "Flatten", "Gemm", "Greater", "Identity", "MatMul",
-                         "MaxPool", "Min", "Mul", "Pad", "Relu", "Sigmoid", "Softmax",
+FLOAT64_OPS = frozenset({"Add", "Cast", "Concat", "Div", "Flatten", "Gemm", "Greater",
+                         "Identity", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad",
+                         "ReduceMean", "Relu", "Reshape", "Sigmoid", "Slice", "Softmax", "Sqrt",
                          "Sub", "Tanh", "Transpose", "Where"})
 
 #: the stored order that makes an NHWC tensor NCHW
 NHWC_TO_NCHW = (0, 3, 1, 2)
+#: Slice's "to the end"
+_END = np.iinfo(np.int64).max
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -182,6 +186,279 @@ class GraphBuilder:
                                  ir_version=IR_VERSION_FOR_OPSET[self.opset])
 
 
+# ----------------------------------------------------------------------------- operations
+# Each takes the model's tensors, in whatever order they are stored, writes its nodes and
+# returns its output. The emitters below call them, and so will the emitters of the layers
+# still to come (grouped, depthwise, separable and transposed convolutions, batch and layer
+# normalization, Rescaling and Normalization, the merge layers, Reshape, Permute,
+# Cropping2D, UpSampling2D, PReLU, ELU), a few lines each. Their tests hold them to NumPy's
+# formula of the operation.
+
+def _nchw_order(data_format):
+    """The stored order that puts a 4-D tensor in `data_format` in ONNX's NCHW."""
+    return _identity(4) if data_format == "channels_first" else NHWC_TO_NCHW
+
+
+def _spatial_axes(data_format):
+    """The axes of height and width in the model's order."""
+    return (2, 3) if data_format == "channels_first" else (1, 2)
+
+
+def _nchw_shape(shape, data_format):
+    return tuple(shape[axis] for axis in _nchw_order(data_format))
+
+
+def _from_nchw_shape(shape, data_format):
+    order = _nchw_order(data_format)
+    return tuple(shape[order.index(axis)] for axis in range(4))
+
+
+def broadcast_constant(builder, x, value, hint):
+    """`value`, which broadcasts against the model's tensor `x` by NumPy's rules, as a
+    constant in x's dtype that broadcasts against `x` as stored."""
+    info = builder.info[x]
+    value = np.asarray(value, dtype=info.dtype)
+    value = value.reshape((1,) * (len(info.shape) - value.ndim) + value.shape)
+    return builder.constant(value.transpose(info.order), hint)
+
+
+def with_constant(builder, op, x, value, hint):
+    """`op` (Add, Sub, Mul, Div, Min, ...) of `x` and a constant that broadcasts against it."""
+    constant = broadcast_constant(builder, x, value, f"{hint}/{op.lower()}")
+    return builder.node(op, [x, constant], hint, like=x)
+
+
+def conv2d(builder, x, kernel, bias, strides, dilation, pads, data_format, hint, groups=1):
+    """Keras' convolution of `x` by a (kh, kw, in_channels / groups, filters) kernel with
+    explicit `pads` [top, left, bottom, right]. With `groups`, each block of
+    in_channels / groups channels meets its own block of filters / groups filters (Keras'
+    grouping and ONNX's)."""
+    info = builder.info[x]
+    n, _, h, w = _nchw_shape(info.shape, data_format)
+    kh, kw, _, filters = kernel.shape
+    out_hw = [conv_output_length(size, k, s, d, pads[i] + pads[i + 2])
+              for i, (size, k, s, d) in enumerate(zip((h, w), (kh, kw), strides, dilation))]
+    inputs = [builder.stored(x, _nchw_order(data_format)),
+              builder.constant(np.transpose(kernel, (3, 2, 0, 1)), f"{hint}/kernel",
+                               info.dtype)]
+    if bias is not None:
+        inputs.append(builder.constant(bias, f"{hint}/bias", info.dtype))
+    return builder.node("Conv", inputs, hint,
+                        _from_nchw_shape((n, filters, *out_hw), data_format),
+                        _nchw_order(data_format), info.dtype, kernel_shape=[kh, kw],
+                        strides=list(strides), dilations=list(dilation), pads=list(pads),
+                        group=groups)
+
+
+def depthwise_kernel(kernel):
+    """Keras' depthwise (kh, kw, channels, multiplier) kernel as the kernel of a conv2d with
+    groups=channels: output channel c * multiplier + m, Keras' order."""
+    kh, kw, channels, multiplier = kernel.shape
+    return kernel.reshape(kh, kw, 1, channels * multiplier)
+
+
+def conv2d_transpose(builder, x, kernel, bias, strides, dilation, pads, output_padding,
+                     data_format, hint):
+    """The transpose of conv2d (Keras' Conv2DTranspose) by a (kh, kw, filters, in_channels)
+    kernel: each input pixel adds kernel-weighted copies to a window of the output. `pads`
+    [top, left, bottom, right] crop the full result and `output_padding` (smaller than the
+    strides, as Keras requires) adds cells at its end:
+    out = s * (n - 1) + d * (k - 1) + 1 + output_padding - pads, per axis."""
+    info = builder.info[x]
+    n, _, h, w = _nchw_shape(info.shape, data_format)
+    kh, kw, filters, _ = kernel.shape
+    out_hw = [None if size is None else
+              s * (size - 1) + d * (k - 1) + 1 + extra - pads[i] - pads[i + 2]
+              for i, (size, k, s, d, extra)
+              in enumerate(zip((h, w), (kh, kw), strides, dilation, output_padding))]
+    inputs = [builder.stored(x, _nchw_order(data_format)),
+              builder.constant(np.transpose(kernel, (3, 2, 0, 1)), f"{hint}/kernel",
+                               info.dtype)]
+    if bias is not None:
+        inputs.append(builder.constant(bias, f"{hint}/bias", info.dtype))
+    return builder.node("ConvTranspose", inputs, hint,
+                        _from_nchw_shape((n, filters, *out_hw), data_format),
+                        _nchw_order(data_format), info.dtype, kernel_shape=[kh, kw],
+                        strides=list(strides), dilations=list(dilation), pads=list(pads),
+                        output_padding=list(output_padding))
+
+
+def batch_normalization(builder, x, axis, mean, variance, gamma, beta, epsilon, hint):
+    """Keras' batch normalization at inference over the model's `axis`: x * inv + shift with
+    inv = gamma / sqrt(variance + epsilon) and shift = beta - mean * inv, computed here in
+    x's dtype as Keras computes them (gamma, beta None: 1 and 0)."""
+    info = builder.info[x]
+    dtype = info.dtype
+    shape = [1] * len(info.shape)
+    shape[axis % len(info.shape)] = -1
+    mean, variance = (np.asarray(v, dtype).reshape(shape) for v in (mean, variance))
+    inv = dtype.type(1) / np.sqrt(variance + dtype.type(epsilon))
+    if gamma is not None:
+        inv = inv * np.asarray(gamma, dtype).reshape(shape)
+    shift = -mean * inv
+    if beta is not None:
+        shift = shift + np.asarray(beta, dtype).reshape(shape)
+    scaled = with_constant(builder, "Mul", x, inv, f"{hint}/scaled")
+    return with_constant(builder, "Add", scaled, shift, hint)
+
+
+def layer_normalization(builder, x, axes, gamma, beta, epsilon, hint):
+    """Keras' layer normalization over the model's `axes` of each example: Keras' moments
+    (variance = E[x^2] - E[x]^2), then x * inv + (beta - mean * inv) with
+    inv = gamma / sqrt(variance + epsilon); gamma and beta have the sizes of `axes`
+    (None: 1 and 0)."""
+    info = builder.info[x]
+    ndim = len(info.shape)
+    axes = sorted(a % ndim for a in ((axes,) if isinstance(axes, int) else axes))
+    kept = tuple(1 if axis in axes else size for axis, size in enumerate(info.shape))
+    stored_axes = sorted(info.order.index(axis) for axis in axes)
+
+    def reduce_mean(t, name):
+        # opset 18 moved ReduceMean's axes from an attribute to an input
+        if builder.opset >= 18:
+            axes_input = builder.constant(stored_axes, f"{name}/axes", np.int64)
+            return builder.node("ReduceMean", [t, axes_input], name, kept, info.order,
+                                info.dtype, keepdims=1)
+        return builder.node("ReduceMean", [t], name, kept, info.order, info.dtype,
+                            axes=stored_axes, keepdims=1)
+
+    mean = reduce_mean(x, f"{hint}/mean")
+    square = builder.node("Mul", [x, x], f"{hint}/square", like=x)
+    mean_squared = builder.node("Mul", [mean, mean], f"{hint}/mean_squared", like=mean)
+    variance = builder.node("Sub", [reduce_mean(square, f"{hint}/mean_square"), mean_squared],
+                            f"{hint}/variance", like=mean)
+    std = builder.node("Sqrt", [with_constant(builder, "Add", variance, epsilon,
+                                              f"{hint}/variance_epsilon")],
+                       f"{hint}/std", like=mean)
+    inv = builder.node("Div", [broadcast_constant(builder, mean, 1, f"{hint}/one"), std],
+                       f"{hint}/inv", like=mean)
+    sizes = [size if axis in axes else 1 for axis, size in enumerate(info.shape)]
+    if gamma is not None:
+        inv = builder.node("Mul", [inv, broadcast_constant(builder, x, np.reshape(gamma, sizes),
+                                                           f"{hint}/gamma")],
+                           f"{hint}/inv_gamma", like=x)
+    shift = builder.node("Mul", [builder.node("Neg", [mean], f"{hint}/minus_mean", like=mean),
+                                 inv], f"{hint}/shift", like=inv)
+    if beta is not None:
+        shift = with_constant(builder, "Add", shift, np.reshape(beta, sizes), f"{hint}/beta")
+    return builder.node("Add", [builder.node("Mul", [x, inv], f"{hint}/scaled", like=x), shift],
+                        hint, like=x)
+
+
+def merge(builder, op, tensors, hint):
+    """Keras' Add, Subtract, Multiply, Maximum and Minimum: `op` (Add, Sub, Mul, Max, Min)
+    folded from the left over tensors of one shape, in the first one's stored order."""
+    order = builder.info[tensors[0]].order
+    y, *rest = [builder.stored(t, order) for t in tensors]
+    for i, t in enumerate(rest):
+        y = builder.node(op, [y, t], hint if i == len(rest) - 1 else f"{hint}/{i}", like=y)
+    return y
+
+
+def average(builder, tensors, hint):
+    """Keras' Average: the sum, divided by the count."""
+    total = merge(builder, "Add", tensors, f"{hint}/sum")
+    return with_constant(builder, "Div", total, len(tensors), hint)
+
+
+def concatenate(builder, tensors, axis, hint):
+    """Keras' Concatenate along the model's `axis`, in the first tensor's stored order."""
+    info = builder.info[tensors[0]]
+    tensors = [builder.stored(t, info.order) for t in tensors]
+    axis %= len(info.shape)
+    sizes = [builder.info[t].shape[axis] for t in tensors]
+    shape = list(info.shape)
+    shape[axis] = None if None in sizes else sum(sizes)
+    return builder.node("Concat", tensors, hint, shape, info.order, info.dtype,
+                        axis=info.order.index(axis))
+
+
+def reshape(builder, x, target_shape, hint):
+    """Keras' Reshape: each example to `target_shape` (one -1 allowed), in the model's
+    order."""
+    x = builder.stored(x, _identity(len(builder.info[x].shape)))
+    info = builder.info[x]
+    shape = list(target_shape)
+    if -1 in shape:
+        # math.prod(shape) counts the -1: it is minus the product of the known sizes
+        shape[shape.index(-1)] = (None if None in info.shape[1:]
+                                  else math.prod(info.shape[1:]) // -math.prod(shape))
+    spec = builder.constant([0, *target_shape], f"{hint}/shape", np.int64)  # 0: the batch
+    return builder.node("Reshape", [x, spec], hint, (info.shape[0], *shape),
+                        _identity(1 + len(shape)), info.dtype)
+
+
+def permute(builder, x, dims, hint):
+    """Keras' Permute: the axes of each example in the order `dims` (counted from 1). The
+    data need not move: the stored tensor is the permuted one, stored in another order."""
+    info = builder.info[x]
+    perm = (0, *dims)
+    return builder.node("Identity", [x], hint, tuple(info.shape[axis] for axis in perm),
+                        tuple(perm.index(axis) for axis in info.order), info.dtype)
+
+
+def crop2d(builder, x, cropping, data_format, hint):
+    """Keras' Cropping2D: ((top, bottom), (left, right)) cells off the edges of the images,
+    at any image size, in the order the data are stored."""
+    info = builder.info[x]
+    axes = _spatial_axes(data_format)
+    (top, bottom), (left, right) = cropping
+    shape = list(info.shape)
+    for axis, (before, after) in zip(axes, cropping):
+        shape[axis] = None if shape[axis] is None else shape[axis] - before - after
+    bounds = [builder.constant([top, left], f"{hint}/starts", np.int64),
+              builder.constant([-bottom if bottom else _END, -right if right else _END],
+                               f"{hint}/ends", np.int64),
+              builder.constant([info.order.index(axis) for axis in axes], f"{hint}/axes",
+                               np.int64)]
+    return builder.node("Slice", [x, *bounds], hint, shape, info.order, info.dtype)
+
+
+#: Resize's attributes for Keras' interpolations when enlarging: "nearest" repeats each
+#: pixel; "bilinear" weighs the two nearest pixels with half-pixel centres, the edges
+#: clamped (Keras' resize, whose antialiasing only acts when shrinking)
+_RESIZE_MODES = {
+    "nearest": dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                    nearest_mode="floor"),
+    "bilinear": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+}
+
+
+def upsample2d(builder, x, size, interpolation, data_format, hint):
+    """Keras' UpSampling2D: the images `size` = (height, width) times larger."""
+    if interpolation not in _RESIZE_MODES:
+        raise ValueError(f"{builder.describe()}: interpolation {interpolation!r} has no ONNX "
+                         f"form here; {sorted(_RESIZE_MODES)} do")
+    info = builder.info[x]
+    factors = [1] * len(info.shape)
+    for axis, factor in zip(_spatial_axes(data_format), size):
+        factors[axis] = factor
+    scales = builder.constant([factors[axis] for axis in info.order], f"{hint}/scales",
+                              np.float32)
+    shape = tuple(None if n is None else n * f for n, f in zip(info.shape, factors))
+    return builder.node("Resize", [x, "", scales], hint, shape, info.order, info.dtype,
+                        **_RESIZE_MODES[interpolation])
+
+
+def below_threshold(builder, x, slope, threshold, hint):
+    """x where x > threshold, else slope * (x - threshold): NumPy's formula in x's dtype,
+    for Keras' ReLU, LeakyReLU and PReLU (whose `slope` is an array that broadcasts against
+    an example). ONNX's LeakyRelu and PRelu compute the same at threshold 0, but ONNX Runtime
+    has their float64 kernels at opsets 16 to 21 only, and LeakyRelu's float attribute would
+    round a float64 model's slope to float32."""
+    info = builder.info[x]
+    t = broadcast_constant(builder, x, threshold, f"{hint}/threshold")
+    above = builder.node("Greater", [x, t], f"{hint}/above", info.shape, info.order, bool)
+    shifted = builder.node("Sub", [x, t], f"{hint}/shifted", like=x) if threshold else x
+    below = with_constant(builder, "Mul", shifted, slope, f"{hint}/below")
+    return builder.node("Where", [above, x, below], hint, like=x)
+
+
+def elu(builder, x, alpha, hint):
+    """Keras' ELU: x where x > 0, else alpha * (exp(x) - 1)."""
+    return builder.node("Elu", [x], hint, like=x, alpha=float(alpha))
+
+
 # ----------------------------------------------------------------------------- emitters
 
 #: layer class -> emit(layer, builder, input_names) -> output_names. Looked up by the
@@ -212,11 +489,6 @@ def emit_layer(layer, builder, inputs):
     return outputs
 
 
-def _spatial_order(layer):
-    """The stored order that gives a spatial layer its input in ONNX's NCHW."""
-    return _identity(4) if layer.channels_first else NHWC_TO_NCHW
-
-
 def _unknown_size_error(builder, shape, what):
     return ValueError(f"{builder.describe()}: {what} needs the input's height and width to "
                       f"write explicit ONNX pads, but the layer's input shape {shape} leaves "
@@ -230,7 +502,7 @@ def _explicit_pads(layer, builder, shape, kernel, strides, dilation, ceil_mode=F
     ``ceil_mode``, the end padding that makes a floor-mode window reach convnet's ceil-mode
     output length (a window that would start in the end padding is dropped, PyTorch's rule).
     """
-    hw = shape[2:4] if layer.channels_first else shape[1:3]
+    hw = tuple(shape[axis] for axis in _spatial_axes(layer.data_format))
     begins, ends = [], []
     for axis, (n, k, s, d) in enumerate(zip(hw, kernel, strides, dilation)):
         if n is None and s > 1 and (layer.padding == "same" or ceil_mode):
@@ -254,7 +526,7 @@ def _spatial_output(layer, builder, shape, op, inputs, **attributes):
     """Append the layer's `op` on NCHW `inputs` (the layer's input had logical `shape`); the
     output is stored NCHW too."""
     return builder.node(op, inputs, _before_activation(layer), layer.compute_output_shape(shape),
-                        _spatial_order(layer), layer.dtype, **attributes)
+                        _nchw_order(layer.data_format), layer.dtype, **attributes)
 
 
 def _before_activation(layer):
@@ -271,16 +543,10 @@ def _emit_identity(layer, builder, inputs):
 @register(layers_module.Conv2D)
 def _emit_conv2d(layer, builder, inputs):
     (x,) = inputs
-    shape = builder.info[x].shape
-    pads = _explicit_pads(layer, builder, shape, layer.kernel_size, layer.strides,
-                          layer.dilation_rate)
-    weights = [builder.constant(layer.kernel.transpose(3, 2, 0, 1), f"{layer.name}/kernel")]
-    if layer.use_bias:
-        weights.append(builder.constant(layer.bias, f"{layer.name}/bias"))
-    z = _spatial_output(layer, builder, shape, "Conv",
-                        [builder.stored(x, _spatial_order(layer)), *weights],
-                        kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                        dilations=list(layer.dilation_rate), pads=pads)
+    pads = _explicit_pads(layer, builder, builder.info[x].shape, layer.kernel_size,
+                          layer.strides, layer.dilation_rate)
+    z = conv2d(builder, x, layer.kernel, layer.bias, layer.strides, layer.dilation_rate, pads,
+               layer.data_format, _before_activation(layer))
     return [emit_activation(layer.activation, builder, z, layer.name)]
 
 
@@ -332,7 +598,7 @@ def _emit_zero_padding2d(layer, builder, inputs):
     pads = builder.constant([0, 0, top, left, 0, 0, bottom, right], f"{layer.name}/pads",
                             np.int64)
     return [_spatial_output(layer, builder, builder.info[x].shape, "Pad",
-                            [builder.stored(x, _spatial_order(layer)), pads])]
+                            [builder.stored(x, _nchw_order(layer.data_format)), pads])]
 
 
 @register(layers_module.MaxPooling2D)
@@ -342,7 +608,7 @@ def _emit_max_pooling2d(layer, builder, inputs):
     pads = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides, (1, 1),
                           layer.ceil_mode)
     return [_spatial_output(layer, builder, shape, "MaxPool",
-                            [builder.stored(x, _spatial_order(layer))],
+                            [builder.stored(x, _nchw_order(layer.data_format))],
                             kernel_shape=list(layer.pool_size), strides=list(layer.strides),
                             pads=pads)]
 
@@ -353,7 +619,7 @@ def _emit_average_pooling2d(layer, builder, inputs):
     shape = builder.info[x].shape
     pads = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides, (1, 1),
                           layer.ceil_mode)
-    x = builder.stored(x, _spatial_order(layer))
+    x = builder.stored(x, _nchw_order(layer.data_format))
     if layer.count_include_pad:
         # The declared padding is counted in a window's divisor, the ceil_mode overhang is
         # not (PyTorch's rule, convnet's): write the declared padding as zeros, and let
@@ -361,7 +627,7 @@ def _emit_average_pooling2d(layer, builder, inputs):
         declared = _explicit_pads(layer, builder, shape, layer.pool_size, layer.strides,
                                   (1, 1))
         padded_shape = list(shape)
-        for axis, before, after in zip((2, 3) if layer.channels_first else (1, 2),
+        for axis, before, after in zip(_spatial_axes(layer.data_format),
                                        declared[:2], declared[2:]):
             padded_shape[axis] = None if shape[axis] is None else shape[axis] + before + after
         padding = builder.constant([0, 0, *declared[:2], 0, 0, *declared[2:]],
@@ -378,15 +644,15 @@ def _emit_global_pooling2d(op):
     def emit(layer, builder, inputs):
         (x,) = inputs
         shape = builder.info[x].shape
-        channels = shape[1] if layer.channels_first else shape[3]
-        kept = (shape[0], channels, 1, 1) if layer.channels_first else (shape[0], 1, 1, channels)
-        pooled = builder.node(op, [builder.stored(x, _spatial_order(layer))],
+        batch, channels, _, _ = _nchw_shape(shape, layer.data_format)
+        kept = _from_nchw_shape((batch, channels, 1, 1), layer.data_format)
+        pooled = builder.node(op, [builder.stored(x, _nchw_order(layer.data_format))],
                               layer.name if layer.keepdims else f"{layer.name}/{op}", kept,
-                              _spatial_order(layer), layer.dtype)
+                              _nchw_order(layer.data_format), layer.dtype)
         if layer.keepdims:
             return [pooled]
-        # (N, C, 1, 1) flattens to (N, C) whatever the stored order of the two ones.
-        return [builder.node("Flatten", [pooled], layer.name, (shape[0], channels),
+        # the pooled (N, C, 1, 1), stored so, flattens to (N, C)
+        return [builder.node("Flatten", [pooled], layer.name, (batch, channels),
                              _identity(2), layer.dtype, axis=1)]
     return emit
 
@@ -419,11 +685,6 @@ def _register_activation(cls):
     return decorate
 
 
-def _scalar(builder, value, x, hint):
-    """A scalar constant in the dtype of `x`, so float64 models keep float64 constants."""
-    return builder.constant(value, hint, builder.info[x].dtype)
-
-
 @_register_activation(activations.Linear)
 def _emit_linear(activation, builder, x, hint):
     return x
@@ -442,26 +703,12 @@ _register_activation(activations.Softplus)(_elementwise("Softplus"))
 
 @_register_activation(activations.ELU)
 def _emit_elu(activation, builder, x, hint):
-    return builder.node("Elu", [x], hint, like=x, alpha=1.0)
+    return elu(builder, x, 1.0, hint)
 
 
 @_register_activation(activations.LeakyReLU)
 def _emit_leaky_relu(activation, builder, x, hint):
-    return _below_threshold(builder, x, activation.negative_slope, 0, hint)
-
-
-def _below_threshold(builder, x, slope, threshold, hint):
-    """x where x > threshold, else slope * (x - threshold): NumPy's formula, in the dtype of
-    x. (LeakyRelu and PRelu do the same at threshold 0, but ONNX Runtime has their float64
-    kernels at opsets 16 to 21 only, and LeakyRelu's float attribute would round a float64
-    model's slope to float32.)"""
-    info = builder.info[x]
-    t = _scalar(builder, threshold, x, f"{hint}/threshold")
-    above = builder.node("Greater", [x, t], f"{hint}/above", info.shape, info.order, bool)
-    shifted = builder.node("Sub", [x, t], f"{hint}/shifted", like=x) if threshold else x
-    below = builder.node("Mul", [shifted, _scalar(builder, slope, x, f"{hint}/negative_slope")],
-                         f"{hint}/below", like=x)
-    return builder.node("Where", [above, x, below], hint, like=x)
+    return below_threshold(builder, x, activation.negative_slope, 0, hint)
 
 
 @_register_activation(activations.SiLU)
@@ -488,10 +735,9 @@ def _emit_relu(activation, builder, x, hint):
     if threshold == 0 and slope == 0:
         y = builder.node("Relu", [x], name, like=x)
     else:
-        y = _below_threshold(builder, x, slope, threshold, name)
+        y = below_threshold(builder, x, slope, threshold, name)
     if capped:
-        y = builder.node("Min", [y, _scalar(builder, max_value, x, f"{hint}/max_value")],
-                         hint, like=x)
+        y = with_constant(builder, "Min", y, max_value, hint)
     return y
 
 
