@@ -336,7 +336,9 @@ def test_input_signature_fixes_the_size_same_padding_needs():
     for signature in ([(None, 9, 8, 2)], (None, 9, 8, 2), [np.zeros((1, 9, 8, 2))]):
         proto = onnx_export.to_onnx(model, input_signature=signature)
         dims = proto.graph.input[0].type.tensor_type.shape.dim
-        assert [d.dim_value for d in dims[1:]] == [9, 8, 2]
+        assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [9, 8, 2]
+    proto = onnx_export.to_onnx(model, input_signature=[(4, 9, 8, 2)])  # a fixed batch
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
     _exported_matches(model, 17, sizes=[(9, 8, 2)], input_signature=[(None, 9, 8, 2)])
 
 

@@ -760,7 +760,8 @@ def _is_size(value):
 
 def _input_shape(model, input_signature):
     """The shape the graph takes: the model's input shape, with the unknown sizes that
-    `input_signature` fixes (a shape, a list of one, or anything with a ``.shape``)."""
+    `input_signature` fixes: a shape, a sample array, anything with a ``.shape`` (an
+    InputSpec), or a list of one of these."""
     who = f"ONNX export of Sequential '{model.name}'"
     if not model.built or model.input_shape is None:
         raise ValueError(f"{who}: the model has not been built, so its input shape is "
@@ -776,6 +777,8 @@ def _input_shape(model, input_signature):
         given = tuple(given)
     except TypeError:
         given = None
+    if isinstance(spec, np.ndarray) and given:
+        given = (None, *given[1:])  # a sample fixes the sizes, not the batch (as in Keras)
     if (given is None or not all(_is_size(v) and (v is None or v >= 1) for v in given)
             or len(given) != len(shape)
             or any(m is not None and g is not None and m != g for m, g in zip(shape, given))):
