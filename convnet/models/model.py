@@ -120,6 +120,12 @@ class Model(Trainer, Layer):
     def load_weights(self, filepath, skip_mismatch=False):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    def export(self, filepath, format="onnx", **kwargs):
+        """Keras' export for inference: ``format="onnx"`` (the ``onnx`` extra) takes
+        ``opset_version``, ``input_signature`` and ``verbose``; see convnet.export."""
+        from ..export import export_model
+        return export_model(self, filepath, format, **kwargs)
+
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
         if self.dtype.name != "float32":
