@@ -30,7 +30,7 @@ import numpy as np
 from .. import activations as activations_module
 from .. import autodiff, backend, initializers, kernels
 from ..graph import CallNode, KerasTensor, flatten, has_symbolic, map_structure, pack_like
-from ..variables import Variable
+from ..variables import Variable, stateless_scope
 
 _name_counts = defaultdict(int)
 _name_lock = threading.Lock()
@@ -671,7 +671,7 @@ def _dry_run_outputs(layer, args, kwargs, training):
         if layer._call_takes("training"):
             c_kwargs["training"] = False
         try:
-            with _TrainingContext(False):
+            with _TrainingContext(False), stateless_scope():
                 runs.append(layer.call(*c_args, **c_kwargs))
         except Exception as error:
             raise ValueError(f"{layer.describe()}: could not infer its output shape on symbolic "

@@ -12,6 +12,7 @@ from ..graph import map_structure
 from ..layers.base import Layer, _TrainingContext
 from ..layers.core import InputLayer
 from ..trainer import Trainer
+from ..variables import stateless_scope
 
 
 def _functional_arguments(args, kwargs):
@@ -92,7 +93,7 @@ class Model(Trainer, Layer):
             else zeros(input_shape)
         self.built = True
         self.input_shape = input_shape
-        with _TrainingContext(False):
+        with _TrainingContext(False), stateless_scope():
             self(data, training=False)
 
     def _build_from_data(self, x):
