@@ -9,6 +9,7 @@ and OpenMP thread; around them BLAS is held to one thread (see SequentialBlas).
 Arrays are NHWC; conv kernels are (kh, kw, in_channels, filters). ``name``
 is the layer's name, used to make error messages point at the right layer.
 """
+import os
 import threading
 from dataclasses import dataclass
 
@@ -214,6 +215,17 @@ class SequentialBlas:
         self._depth = 0
         self._saved = None
         self._controller = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self):
+        # The child has only the thread that forked: a lock held or a depth counted by any
+        # other thread would never be released here. Start over, with BLAS's threads back.
+        self._lock = threading.Lock()
+        self._depth = 0
+        if self._saved is not None:
+            self._saved.restore_original_limits()
+            self._saved = None
 
     def __enter__(self):
         with self._lock:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import convnet
 from convnet import kernels
 from convnet._core import linalg
+from convnet._core import threads as _threads
 from convnet.utils import numerical_gradient
 
 import reference as ref
@@ -385,8 +386,10 @@ def _all_kernels(rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("count", [2, 3, 16])
-def test_results_are_bit_identical_at_any_thread_count(threads, dtype, count):
-    """More threads than this machine's cores is fine: only the split of the work changes."""
+def test_results_are_bit_identical_at_any_thread_count(threads, monkeypatch, dtype, count):
+    """More threads than this machine's cores (set_num_threads' bound, lifted here) is fine:
+    only the split of the work changes."""
+    monkeypatch.setattr(_threads, "available_cpus", lambda: 16)
     convnet.set_num_threads(1)
     single = _all_kernels(np.random.default_rng(5), dtype)
     convnet.set_num_threads(count)
@@ -471,9 +474,33 @@ def test_uint8_input_is_cast_exactly():
 
 
 def test_set_num_threads_rejects_bad_values(threads):
-    with pytest.raises(ValueError, match=">= 1"):
-        convnet.set_num_threads(0)
-    with pytest.raises(TypeError, match="int"):
-        convnet.set_num_threads(1.5)
-    convnet.set_num_threads(2)
-    assert convnet.get_num_threads() == 2
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=">= 1"):
+            convnet.set_num_threads(bad)
+    for bad in (1.5, "2", True, None):
+        with pytest.raises(TypeError, match="int"):
+            convnet.set_num_threads(bad)
+    convnet.set_num_threads(np.int64(1))
+    assert convnet.get_num_threads() == 1
+
+
+def test_set_num_threads_is_bounded_by_the_cpus_available(threads, monkeypatch):
+    """Past the CPUs this process may use, the count is clipped with a warning: 10**6
+    threads crashed libgomp, a thousand exhausted memory."""
+    monkeypatch.setattr(_threads, "available_cpus", lambda: 3)
+    convnet.set_num_threads(3)
+    assert convnet.get_num_threads() == 3
+    for asked in (4, 10 ** 6):
+        with pytest.warns(RuntimeWarning, match=f"{asked} threads asked for.* 3 CPUs"):
+            convnet.set_num_threads(asked)
+        assert convnet.get_num_threads() == 3
+
+
+def test_available_cpus_follows_the_affinity_mask_and_cgroup_quota(monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no affinity masks on this platform")
+    mask = len(os.sched_getaffinity(0))
+    quota = _threads._cgroup_cpu_quota()
+    assert _threads.available_cpus() == (mask if quota is None else max(1, min(mask, quota)))
+    monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: 1)
+    assert _threads.available_cpus() == 1
