@@ -249,20 +249,22 @@ def test_matmul_past_2_31_elements_in_a_child_interpreter(tmp_path):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_into_an_operand_it_reads_gives_the_product(rng, dtype):
-    a = rng.standard_normal((40, 40)).astype(dtype)
-    b = rng.standard_normal((40, 40)).astype(dtype)
-    expected = naive_matmul(a, b)
-    for out in (a.copy(), b.copy()):
-        operands = (out, b) if out.tobytes() == a.tobytes() else (a, out)
-        np.testing.assert_allclose(kernels.matmul(*operands, out=out), expected,
-                                   **TOLERANCE[dtype])
+    """out=a used to be overwritten while it was still read, block after block (max error
+    29). Big enough for several blocks; NumPy's float64 product is the reference."""
+    a = rng.standard_normal((48, 48)).astype(dtype)
+    b = rng.standard_normal((48, 48)).astype(dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    into_a, into_b = a.copy(), b.copy()
+    np.testing.assert_allclose(kernels.matmul(into_a, b, out=into_a), a64 @ b64,
+                               **TOLERANCE[dtype])
+    np.testing.assert_allclose(kernels.matmul(a, into_b, out=into_b), a64 @ b64,
+                               **TOLERANCE[dtype])
     # out overlapping a transposed view of itself, and a part of an operand.
     c = a.copy()
-    np.testing.assert_allclose(kernels.matmul(c.T, b, out=c), naive_matmul(a.T, b),
-                               **TOLERANCE[dtype])
+    np.testing.assert_allclose(kernels.matmul(c.T, b, out=c), a64.T @ b64, **TOLERANCE[dtype])
     both = np.concatenate([a, b])
-    np.testing.assert_allclose(kernels.matmul(both[:40], both[40:], out=both[40:]), expected,
-                               **TOLERANCE[dtype])
+    np.testing.assert_allclose(kernels.matmul(both[:48], both[48:], out=both[48:]),
+                               a64 @ b64, **TOLERANCE[dtype])
 
 
 @st.composite
