@@ -288,3 +288,88 @@ def test_a_save_killed_at_any_moment_leaves_a_loadable_file(tmp_path):
         for got, base in zip(loaded.get_weights(), original):
             np.testing.assert_allclose(got, base + shift, rtol=1e-5, atol=1e-3)
         original = [w for w in loaded.get_weights()]
+
+
+def test_fit_while_other_threads_predict_and_concurrent_first_calls_build_once(rng):
+    """Training state lives in each call's context, not in the layers: predict from other
+    threads during fit neither fails nor disturbs it; eight first calls on an unbuilt model
+    build it once and agree."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2),
+                              layers.Flatten(), layers.Dense(3, activation="softmax")])
+    x = rng.standard_normal((16, 12, 12, 2)).astype(np.float32)
+    results, errors = [None] * 8, []
+    barrier = threading.Barrier(8)
+
+    def first_call(i):
+        barrier.wait()
+        try:
+            results[i] = model.predict(x, verbose=0)
+        except Exception as error:  # noqa: BLE001 - any failure is the test's subject
+            errors.append(error)
+
+    threads = [threading.Thread(target=first_call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and all(r is not None for r in results)
+    assert len(model.weights) == 4
+    assert all(r.tobytes() == results[0].tobytes() for r in results)
+
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    stop = threading.Event()
+
+    def predict_forever():
+        while not stop.is_set():
+            try:
+                assert model.predict(x, batch_size=4, verbose=0).shape == (16, 3)
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+                return
+
+    predictor = threading.Thread(target=predict_forever)
+    predictor.start()
+    try:
+        history = model.fit(x, np.arange(16) % 3, batch_size=4, epochs=3, verbose=0)
+    finally:
+        stop.set()
+        predictor.join(timeout=120)
+    assert not errors
+    assert all(np.isfinite(history.history["loss"]))
+
+
+def test_a_forged_file_declaring_a_huge_layer_allocates_nothing(tmp_path):
+    """The architecture is rebuilt with its weights' shapes only and compared with the file
+    before anything is allocated: a tiny file declaring Dense(2**27) fails fast and small."""
+    import tracemalloc
+    from convnet import saving
+    model = keras.Sequential([keras.Input((32,)), layers.Dense(2)])
+    path = tmp_path / "m.cnet"
+    model.save(path)
+    header, arrays = saving._read(path)
+    header["config"]["layers"][1]["config"]["units"] = 2 ** 27
+    saving._write_atomically(path, header, arrays)
+    assert path.stat().st_size < 2000
+    tracemalloc.start()
+    try:
+        with pytest.raises(saving.ModelFileError, match="expects"):
+            keras.load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20            # Dense(2**27) would take 16 GiB
+
+
+def test_loading_a_deep_model_builds_each_layer_once(tmp_path, monkeypatch):
+    """Adding layer n to a Sequential builds only layer n (loading is linear in depth)."""
+    model = keras.Sequential([keras.Input((2,))] + [layers.Activation("relu")
+                                                     for _ in range(300)] + [layers.Dense(1)])
+    model.save(tmp_path / "deep.cnet")
+    calls = []
+    original = layers.Activation.compute_output_shape
+    monkeypatch.setattr(layers.Activation, "compute_output_shape",
+                        lambda self, shape: calls.append(1) or original(self, shape))
+    loaded = keras.load_model(tmp_path / "deep.cnet")
+    assert len(loaded.layers) == 301
+    assert len(calls) <= 2 * 300
