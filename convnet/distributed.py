@@ -31,7 +31,8 @@ data themselves (every rank passes the same arrays):
   by their share of the global batch (a ragged last batch included), which is the gradient
   one process computes on the whole global batch: 2 ranks at batch 32 train as 1 process at
   batch 64. A last global batch with fewer samples than ranks is shared: those samples are
-  held by several ranks, with weights that still add up to the one-process gradient.
+  held by several ranks, with weights that still add up to the one-process gradient (the
+  epoch's metrics count them once per rank that holds them).
   Generators, datasets and ``PyDataset``\\ s are each rank's own (Horovod's convention:
   give each rank its share, e.g. ``dataset.shard(hvd.size(), hvd.rank())``); an epoch
   ends when the first rank runs out, and every step's weights are the ranks' sample counts.

@@ -37,8 +37,8 @@ input_shape = (28, 28, 1)
 if args.fast:
     x_train, y_train, args.epochs, args.warmup_epochs = x_train[:1024], y_train[:1024], 1, 1
 if root:
-    print(f"{hvd.size()} ranks x {keras.get_num_threads()} threads: training on "
-          f"{len(x_train)} images, testing on {len(x_test)}")
+    print(f"{hvd.size()} ranks, {keras.get_num_threads()} kernel thread(s) each: training "
+          f"on {len(x_train)} images, testing on {len(x_test)}")
 
 x_train = np.expand_dims(x_train.astype("float32") / 255, -1)
 x_test = np.expand_dims(x_test.astype("float32") / 255, -1)
