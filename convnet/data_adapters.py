@@ -101,8 +101,9 @@ class ArrayAdapter(DataAdapter):
     def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False,
                  class_weight=None, steps=None, method="fit"):
         self.x = map_structure(lambda a: _check_numbers(_to_numpy(a), "x", method), x)
+        # A None target is an output without a loss (compile(loss=[..., None])).
         self.y = None if y is None else map_structure(
-            lambda a: _check_numbers(_to_numpy(a), "y", method), y)
+            lambda a: None if a is None else _check_numbers(_to_numpy(a), "y", method), y)
         if class_weight is not None:
             if self.y is None:
                 raise ValueError(f"{method}: class_weight needs targets y")
@@ -132,6 +133,7 @@ class ArrayAdapter(DataAdapter):
     def _take(self, index):
         def take(a):
             return None if a is None else a[index]
+
         return tuple(None if part is None else map_structure(take, part)
                      for part in (self.x, self.y, self.sample_weight))
 

@@ -10,6 +10,22 @@ _deferred = threading.local()
 
 
 @contextlib.contextmanager
+def stateless_scope():
+    """Writes to variables are dropped inside: shape inference runs a layer's call on zeros
+    without changing its state (Keras traces call symbolically for the same purpose)."""
+    saved = getattr(_deferred, "stateless", False)
+    _deferred.stateless = True
+    try:
+        yield
+    finally:
+        _deferred.stateless = saved
+
+
+def _stateless():
+    return getattr(_deferred, "stateless", False)
+
+
+@contextlib.contextmanager
 def deferred_initialization():
     """Variables made inside take their shape and dtype but no value until their first
     ``assign``: a model file's architecture is built and checked against the file before
@@ -125,6 +141,8 @@ class Variable(Operators):
 
     def assign(self, value):
         incoming = self._incoming(value, "assign")
+        if _stateless():
+            return self
         if self._value is None:
             self._value = np.array(incoming, dtype=self._dtype, order="C")
         else:
@@ -133,11 +151,15 @@ class Variable(Operators):
         return self
 
     def assign_add(self, value):
+        if _stateless():
+            return self
         self.value[...] += self._incoming(value, "assign_add").astype(self.dtype, copy=False)
         self.version += 1
         return self
 
     def assign_sub(self, value):
+        if _stateless():
+            return self
         self.value[...] -= self._incoming(value, "assign_sub").astype(self.dtype, copy=False)
         self.version += 1
         return self

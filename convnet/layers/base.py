@@ -30,7 +30,7 @@ import numpy as np
 from .. import activations as activations_module
 from .. import autodiff, backend, initializers, kernels
 from ..graph import CallNode, KerasTensor, flatten, has_symbolic, map_structure, pack_like
-from ..variables import Variable
+from ..variables import Variable, stateless_scope
 
 _name_counts = defaultdict(int)
 _name_lock = threading.Lock()
@@ -671,7 +671,7 @@ def _dry_run_outputs(layer, args, kwargs, training):
         if layer._call_takes("training"):
             c_kwargs["training"] = False
         try:
-            with _TrainingContext(False):
+            with _TrainingContext(False), stateless_scope():
                 runs.append(layer.call(*c_args, **c_kwargs))
         except Exception as error:
             raise ValueError(f"{layer.describe()}: could not infer its output shape on symbolic "
@@ -688,11 +688,25 @@ def _dry_run_outputs(layer, args, kwargs, training):
     return pack_like(runs[0], [spec(a, b) for a, b in zip(first, second)])
 
 
+def is_shape(value):
+    """Whether `value` is one shape (a tuple or list of ints and None), not a structure."""
+    return isinstance(value, (tuple, list)) and all(
+        d is None or isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in value)
+
+
+def map_shapes(fn, shapes):
+    """fn applied to each shape in a nested structure of shapes."""
+    if is_shape(shapes):
+        return fn(tuple(shapes))
+    if isinstance(shapes, dict):
+        return {k: map_shapes(fn, v) for k, v in shapes.items()}
+    return type(shapes)(map_shapes(fn, s) for s in shapes)
+
+
 def _dry_run_shape(layer, input_shape):
     def symbolic(shape):
         return KerasTensor(shape, layer.dtype)
-    outputs = _dry_run_outputs(layer, (map_structure(symbolic, input_shape),) if not isinstance(
-        input_shape, list) else (map_structure(symbolic, input_shape),), {}, False)
+    outputs = _dry_run_outputs(layer, (map_shapes(symbolic, input_shape),), {}, False)
     return map_structure(_shape_of, outputs)
 
 

@@ -12,6 +12,7 @@ from ..graph import map_structure
 from ..layers.base import Layer, _TrainingContext
 from ..layers.core import InputLayer
 from ..trainer import Trainer
+from ..variables import stateless_scope
 
 
 def _functional_arguments(args, kwargs):
@@ -92,7 +93,7 @@ class Model(Trainer, Layer):
             else zeros(input_shape)
         self.built = True
         self.input_shape = input_shape
-        with _TrainingContext(False):
+        with _TrainingContext(False), stateless_scope():
             self(data, training=False)
 
     def _build_from_data(self, x):
@@ -119,6 +120,12 @@ class Model(Trainer, Layer):
 
     def load_weights(self, filepath, skip_mismatch=False):
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def export(self, filepath, format="onnx", **kwargs):
+        """Keras' export for inference: ``format="onnx"`` (the ``onnx`` extra) takes
+        ``opset_version``, ``input_signature`` and ``verbose``; see convnet.export."""
+        from ..export import export_model
+        return export_model(self, filepath, format, **kwargs)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

@@ -60,7 +60,7 @@ class Sequential(Model):
 
     def _build_layer(self, layer, shape):
         if not layer.built:
-            layer._maybe_build(shape) if layer._is_builtin else layer.build(shape)
+            layer._maybe_build(shape)
         elif layer._is_builtin:
             layer._check_compatible(shape)
         return layer.compute_output_shape(shape)

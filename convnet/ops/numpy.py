@@ -7,6 +7,7 @@ gradient is summed back to each operand's shape.
 """
 import numpy as np
 
+from .. import kernels
 from ._base import apply, binary_arrays, convert_dtype, not_differentiable, reduce_to, to_array
 
 
@@ -224,9 +225,21 @@ def round(x, decimals=0):  # noqa: A001 - Keras' name
 # ----------------------------------------------------------------------------- products
 
 def matmul(x1, x2):
-    """Matrix product with NumPy's broadcasting rules (1-D operands promoted and dropped)."""
+    """Matrix product with NumPy's broadcasting rules (1-D operands promoted and dropped).
+
+    Two 2-D float operands of one dtype multiply on convnet's threaded BLAS blocks
+    (convnet.kernels.matmul), forward and backward, exactly as layers.Dense does, so a
+    Dense written with ops.matmul trains to the same bits."""
+    def product(a, b):
+        if _blocked(a, b):
+            return kernels.matmul(a, b, name="ops.matmul")
+        return np.matmul(a, b)
+
     def vjp(g, arrays, out, needs):
         a, b = binary_arrays(*arrays)
+        if _blocked(a, b):
+            return (kernels.matmul(g, b.T, name="ops.matmul") if needs[0] else None,
+                    kernels.matmul(a.T, g, name="ops.matmul") if needs[1] else None)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
@@ -243,8 +256,13 @@ def matmul(x1, x2):
             gb = np.swapaxes(a2, -1, -2) @ g2
             gb = reduce_to(gb[..., 0] if b.ndim == 1 else gb, x2)
         return ga, gb
-    return apply("matmul", lambda a, b: np.matmul(*binary_arrays(a, b)), vjp, x1, x2,
+    return apply("matmul", lambda a, b: product(*binary_arrays(a, b)), vjp, x1, x2,
                  symbolic=_sym(matmul))
+
+
+def _blocked(a, b):
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == 2
+            and b.ndim == 2 and a.dtype == b.dtype and a.dtype in (np.float32, np.float64))
 
 
 def dot(x1, x2):
