@@ -8,9 +8,11 @@ gradient Allreduce.
 
 Each configuration RxT runs ``mpiexec -n R python -m mpi4py`` on this file with T kernel
 threads per rank; rank 0 reports. Times are medians over the measured epochs (the first
-epoch warms up and is not counted). "Allreduce" is the wall time inside the step's one
-fused gradient Allreduce (waiting for the slowest rank included); "agree" the one-int
-Allreduce fit runs after each batch so that all ranks stop together.
+epoch warms up and is not counted). "Allreduce share" is the wall time inside the step's
+one fused gradient Allreduce (waiting for the slowest rank included); "agree" the one-int
+Allreduce fit runs after each batch so that all ranks stop together; "Allreduce alone" the
+same gradient Allreduce timed after training with the ranks lined up (no waiting; with
+one rank it is a local no-op).
 """
 import argparse
 import json
@@ -85,6 +87,14 @@ def worker(args):
     model = small_cnn(convnet, hvd.DistributedOptimizer(convnet.optimizers.SGD(0.01)))
     model.fit(x, y, batch_size=args.global_batch // ranks, epochs=args.epochs, verbose=0,
               callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), Clock()])
+    # The same Allreduce with nothing else running in the job: its cost without waiting.
+    buffer = np.ones(sum(int(np.prod(w.shape)) for w in model.trainable_weights), np.float32)
+    bare = []
+    for _ in range(20):
+        hvd.allreduce(0)  # line the ranks up
+        started = time.perf_counter()
+        hvd._sum_in_place(buffer)
+        bare.append(time.perf_counter() - started)
     if hvd.rank() == 0:
         measured = epochs[1:]
         step = statistics.median(t for t, _ in measured) / args.steps
@@ -93,6 +103,7 @@ def worker(args):
         with open(args.worker, "w") as f:
             json.dump({"ranks": ranks, "threads": args.threads, "step_s": step,
                        "allreduce_share": share["allreduce"], "agree_share": share["agree"],
+                       "bare_allreduce_s": statistics.median(bare),
                        "gradient_floats": sum(int(np.prod(w.shape))
                                               for w in model.trainable_weights)}, f)
 
@@ -137,11 +148,12 @@ def main():
              f"{os.cpu_count()} logical CPUs; medians over {args.epochs - 1} epochs of "
              f"{args.steps} steps.", "",
              "| ranks x threads | ms/step | steps/s | vs first row | Allreduce share | "
-             "agree share |", "|---|---|---|---|---|---|"]
+             "agree share | Allreduce alone ms |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['ranks']} x {row['threads']} | {row['step_s'] * 1e3:.1f} | "
                      f"{1 / row['step_s']:.1f} | {base / row['step_s']:.2f}x | "
-                     f"{row['allreduce_share']:.1%} | {row['agree_share']:.1%} |")
+                     f"{row['allreduce_share']:.1%} | {row['agree_share']:.1%} | "
+                     f"{row['bare_allreduce_s'] * 1e3:.2f} |")
     text = "\n".join(lines) + "\n"
     if args.out:
         with open(args.out, "w") as f:
