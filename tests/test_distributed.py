@@ -93,6 +93,21 @@ def test_two_ranks_train_as_one_process_at_the_global_batch(equivalence_runs, ca
 
 
 @needs_mpiexec
+def test_generators_of_each_rank_train_as_their_union_in_one_process(equivalence_runs):
+    first, second = mpi_job.rank_batches(0), mpi_job.rank_batches(1)
+    union = [tuple(np.concatenate(parts) for parts in zip(a, b))
+             for a, b in zip(first, second)]
+    model = mpi_job.build(keras.optimizers.SGD(0.1, momentum=0.5))
+    history, evaluation = mpi_job.train_on_batches(model, union, first + second)
+    for rank in (0, 1):
+        weights, rank_history, rank_evaluation = load(equivalence_runs,
+                                                      "equivalence-generator", rank)
+        assert max_difference(weights, model.get_weights()) < 1e-5
+        np.testing.assert_allclose(rank_history["loss"], history["loss"], rtol=1e-5)
+        np.testing.assert_allclose(rank_evaluation, evaluation, rtol=1e-5)
+
+
+@needs_mpiexec
 @pytest.mark.parametrize("case", ["no_broadcast", "no_averaging"])
 def test_without_broadcast_or_averaging_the_equivalence_breaks(equivalence_runs, case):
     reference, _, _ = one_process(case)
