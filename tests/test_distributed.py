@@ -187,7 +187,7 @@ def test_distributed_example(tmp_path):
     keras.load_model(str(tmp_path / "fashion_mnist_distributed.keras"))  # no MPI needed
 
 
-def test_one_process_without_mpiexec():
+def test_one_process_without_mpiexec(tmp_path):
     """The core never imports mpi4py; init() alone makes a job of one rank, where the
     distributed optimizer is the plain one."""
     code = """
@@ -219,8 +219,10 @@ print("ok")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
     flags = ["--init"] if _mpi4py_installed() else []
+    # cwd: a source checkout's convnet/ (without compiled kernels) must not shadow the
+    # package this process imported
     result = subprocess.run([sys.executable, "-c", code, *flags], capture_output=True,
-                            text=True, env=env, timeout=120)
+                            text=True, env=env, timeout=120, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
