@@ -393,6 +393,10 @@ class Trainer:
                 validation = get_adapter(validation_data, steps=validation_steps,
                                          method="fit (validation_data)")
         verbose = _resolve_verbose(verbose)
+        parallel = _data_parallel()
+        if parallel is not None:  # an MPI job of several ranks: see convnet/distributed.py
+            adapter, validation, verbose, callbacks = parallel.setup_fit(
+                self, adapter, validation, verbose, callbacks)
         history = callbacks_module.History()
         callback_list = callbacks_module.CallbackList(
             ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
@@ -449,6 +453,9 @@ class Trainer:
         batch_size = _check_positive_int(batch_size, "batch_size", "evaluate")
         steps = _check_positive_int(steps, "steps", "evaluate")
         adapter = get_adapter(x, y, sample_weight, batch_size, steps, False, None, "evaluate")
+        parallel = _data_parallel()
+        if parallel is not None:  # an MPI job of several ranks: see convnet/distributed.py
+            adapter, verbose = parallel.setup_evaluate(self, adapter, verbose)
         callback_list = callbacks_module.CallbackList(list(callbacks or []), self,
                                                       {"steps": adapter.num_batches})
         logs = self._evaluate_adapter(adapter, callback_list)
@@ -514,6 +521,13 @@ class Trainer:
         if isinstance(out, (list, tuple, dict)):
             return pack_like(out, [np.asarray(autodiff.value_of(o)) for o in flatten(out)])
         return np.asarray(autodiff.value_of(out))
+
+
+def _data_parallel():
+    """convnet.distributed's fit/evaluate hooks once its init() has joined an MPI job of
+    several ranks, else None. Looked up, never imported: the core does not load mpi4py."""
+    distributed = sys.modules.get("convnet.distributed")
+    return None if distributed is None else distributed._data_parallel()
 
 
 def _looks_like_metrics(value):

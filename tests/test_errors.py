@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import convnet as keras
+import convnet.distributed as hvd
 from convnet import kernels, layers
 
 from conftest import needs_address_space, run_python
@@ -167,8 +168,21 @@ BAD_LAYERS = {
 }
 
 
+BAD_DISTRIBUTED = {  # before init(): nothing here may import mpi4py
+    "rank before init": (lambda: hvd.rank(), ValueError, r"rank: call .*init\(\) first"),
+    "allreduce before init": (lambda: hvd.allreduce(1.0), ValueError, r"allreduce: call"),
+    "broadcast_weights before init": (lambda: hvd.broadcast_weights(keras.Sequential()), ValueError,
+                                      r"broadcast_weights: call"),
+    "DistributedOptimizer of a number": (lambda: hvd.DistributedOptimizer(3), ValueError,
+                                         "Unknown optimizer 3"),
+    "schedule without initial_lr": (lambda: hvd.callbacks.LearningRateScheduleCallback(
+        None, 0.5), ValueError, "LearningRateScheduleCallback: initial_lr is required"),
+}
+
+
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
-                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()}}
+                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()},
+                 **{f"distributed: {case}": v for case, v in BAD_DISTRIBUTED.items()}}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
