@@ -3,8 +3,8 @@
 ``import convnet as keras`` and ``from convnet import layers`` run Keras
 scripts built from the layers convnet has.
 """
-from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, kernels,
-               optimizers, utils)
+from . import (activations, callbacks, constraints, datasets, initializers, layers, losses,
+               metrics, kernels, optimizers, regularizers, utils)
 from .layers import Input
 from .models import Sequential
 from .kernels import get_num_threads, set_num_threads
@@ -13,5 +13,6 @@ from .saving import load_model
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Input", "layers", "optimizers", "losses", "metrics", "callbacks",
-           "initializers", "activations", "datasets", "utils", "kernels", "load_model",
+           "initializers", "regularizers", "constraints", "activations", "datasets", "utils",
+           "kernels", "load_model",
            "set_num_threads", "get_num_threads"]
