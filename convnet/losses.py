@@ -106,7 +106,7 @@ def weights_for(owner, values, mask, sample_weight, reduction):
             weights = float_mask
         else:
             float_mask, weights = _match_rank(float_mask, weights)
-            weights = weights * _aligned(owner, float_mask, weights)
+            weights = _aligned(owner, float_mask, weights) * float_mask
     if weights is None:
         return None
     values, weights = _match_rank(values, weights)
@@ -352,7 +352,8 @@ class BinaryCrossentropy(_PerElement):
     def _element_gradient(self, t, p, logits):
         t = t * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         if logits or self.from_logits:
-            return _sigmoid(p) - t
+            # sigmoid(z) - t, written so that neither tail rounds to 0 - t.
+            return (1 - t) * _sigmoid(p) - t * _sigmoid(-p)
         q = np.clip(p, _EPSILON, 1 - _EPSILON)
         inside = (p >= _EPSILON) & (p <= 1 - _EPSILON)
         return (-(t / q) + (1 - t) / (1 - q)) * inside
