@@ -53,12 +53,17 @@ class CallbackList:
             callback.set_params(params)
 
     def __getattr__(self, hook):
-        if not hook.startswith("on_"):
+        if not hook.startswith("on_") or not hasattr(Callback, hook):
             raise AttributeError(hook)
-
-        def call_all(*args, **kwargs):
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args, **kwargs)
+        if hook.endswith(("_train_begin", "_train_end", "_test_begin", "_test_end",
+                          "_predict_begin", "_predict_end")):
+            def call_all(logs=None):
+                for callback in self.callbacks:   # logs positionally, as Keras passes them
+                    getattr(callback, hook)(logs)
+        else:
+            def call_all(index, logs=None):
+                for callback in self.callbacks:
+                    getattr(callback, hook)(index, logs)
         return call_all
 
 
