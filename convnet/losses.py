@@ -191,7 +191,7 @@ class Loss:
         return y_pred
 
     def _check(self, y_true, y_pred):
-        raise NotImplementedError
+        return _numeric_targets(y_true, self.name).astype(y_pred.dtype, copy=False), y_pred
 
     def value(self, y_true, y_pred, logits=False, sample_weight=None):
         values, mask = self._values(y_true, y_pred, logits)
@@ -208,12 +208,18 @@ class Loss:
         return grad.astype(y_pred.dtype, copy=False)
 
     def _values(self, y_true, y_pred, logits):
-        """(per-sample losses, mask of the entries that count or None)."""
-        raise NotImplementedError
+        """(per-sample losses, mask of the entries that count or None). A subclass written
+        the Keras way overrides ``call`` instead, and gets values (not gradients) from it."""
+        if type(self).call is Loss.call:
+            raise NotImplementedError(f"{type(self).__name__}: implement call(y_true, y_pred) "
+                                      f"returning the per-sample losses")
+        return np.asarray(self.call(y_true, y_pred), dtype=y_pred.dtype), None
 
     def _values_vjp(self, y_true, y_pred, logits, grad_values):
         """d sum(grad_values * per-sample losses) / d y_pred."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: convnet differentiates its own losses "
+                                  f"only; a custom loss needs _values_vjp(y_true, y_pred, "
+                                  f"logits, grad_values) to train")
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}

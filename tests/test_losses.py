@@ -318,3 +318,17 @@ def test_compile_accepts_the_new_losses_by_name(rng):
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
         model.compile("sgd", loss)
         assert np.isfinite(model.train_on_batch(x, y))
+
+
+def test_a_keras_style_subclass_gives_values_and_a_clear_error_for_gradients(rng):
+    class Cubed(losses.Loss):
+        def call(self, y_true, y_pred):
+            return np.mean(np.abs(y_pred - y_true) ** 3, axis=-1)
+
+    loss = Cubed(reduction="sum")
+    t, p = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    assert loss.name == "cubed"
+    assert loss(t, p, sample_weight=[1, 2, 0, 1]) == pytest.approx(
+        np.dot(np.mean(np.abs(p - t) ** 3, axis=-1), [1, 2, 0, 1]))
+    with pytest.raises(NotImplementedError, match="Cubed.*_values_vjp"):
+        loss.gradient(*loss._check(t, p))
