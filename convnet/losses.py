@@ -28,6 +28,8 @@ Keras would broadcast it against the trailing ones.
 Computations run in the prediction's dtype (Keras casts to float32 unless ``dtype`` is given),
 so float64 models get float64 losses and gradients.
 """
+import math
+
 import numpy as np
 
 from . import _checks
@@ -78,6 +80,10 @@ def _softmax(logits):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _class_last(x, axis):
+    return x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
+
+
 def _sigmoid(x):
     e = np.exp(-np.abs(x))  # exp of a non-positive number only: no overflow
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -126,26 +132,36 @@ def _aligned(owner, values, weights):
 
 
 def reduce_weighted(values, weights, reduction):
-    """(reduced loss, d reduced / d values) for per-sample ``values`` and merged ``weights``."""
-    if weights is None:
-        weighted, grad = values, np.ones_like(values)
-    else:
+    """The per-sample ``values`` times the merged ``weights``, reduced."""
+    weighted = values
+    if weights is not None:
         matched, weights = _match_rank(values, weights)
         weighted = matched * weights
-        grad = _unbroadcast(np.broadcast_to(weights, weighted.shape), matched.shape)
-        grad = np.broadcast_to(grad, matched.shape).reshape(values.shape)
     if reduction in (None, "none") or weighted.shape in ((), (0,)):
-        return weighted, grad
+        return weighted
     total = weighted.sum()
     if reduction == "sum":
-        return float(total), grad
-    if reduction == "mean_with_sample_weight" and weights is not None:
-        divisor = float(weights.sum())
+        return float(total)
+    divisor = (float(weights.sum()) if reduction == "mean_with_sample_weight"
+               and weights is not None else weighted.size)
+    return float(total / divisor) if divisor else 0.0   # 0 for 0/0: Keras' divide_no_nan
+
+
+def reduction_gradient(values, weights, reduction):
+    """d reduce_weighted / d values; only the shape and dtype of ``values`` are used. With
+    no reduction, the gradient of the sum."""
+    if weights is None:
+        weighted_shape, grad = values.shape, np.ones(values.shape, values.dtype)
     else:
-        divisor = weighted.size
-    if divisor == 0:  # Keras' divide_no_nan
-        return 0.0, np.zeros_like(grad)
-    return float(total / divisor), grad / divisor
+        matched, weights = _match_rank(values, weights)
+        weighted_shape = np.broadcast_shapes(matched.shape, weights.shape)
+        grad = _unbroadcast(np.broadcast_to(weights, weighted_shape), matched.shape)
+        grad = np.broadcast_to(grad, matched.shape).reshape(values.shape)
+    if reduction in (None, "none", "sum") or weighted_shape in ((), (0,)):
+        return grad
+    divisor = (float(weights.sum()) if reduction == "mean_with_sample_weight"
+               and weights is not None else math.prod(weighted_shape))
+    return grad / divisor if divisor else np.zeros_like(grad)
 
 
 class Loss:
@@ -196,16 +212,21 @@ class Loss:
     def value(self, y_true, y_pred, logits=False, sample_weight=None):
         values, mask = self._values(y_true, y_pred, logits)
         weights = weights_for(self.name, values, mask, sample_weight, self.reduction)
-        loss = reduce_weighted(values, weights, self.reduction)[0]
+        loss = reduce_weighted(values, weights, self.reduction)
         return float(loss) if np.ndim(loss) == 0 else loss
 
     def gradient(self, y_true, y_pred, logits=False, sample_weight=None):
         """d value / d y_pred (with logits=True, or from_logits, d value / d logits)."""
-        values, mask = self._values(y_true, y_pred, logits)
-        weights = weights_for(self.name, values, mask, sample_weight, self.reduction)
-        grad_values = reduce_weighted(values, weights, self.reduction)[1]
+        layout, mask = self._layout(y_true, y_pred, logits)
+        weights = weights_for(self.name, layout, mask, sample_weight, self.reduction)
+        grad_values = reduction_gradient(layout, weights, self.reduction)
         grad = self._values_vjp(y_true, y_pred, logits, grad_values)
         return grad.astype(y_pred.dtype, copy=False)
+
+    def _layout(self, y_true, y_pred, logits):
+        """(an array shaped and typed like the per-sample losses, their mask): what the
+        weighting needs, cheaper than the values where a subclass knows the shape."""
+        return self._values(y_true, y_pred, logits)
 
     def _values(self, y_true, y_pred, logits):
         """(per-sample losses, mask of the entries that count or None). A subclass written
@@ -251,6 +272,11 @@ class _PerElement(Loss):
         t, p = _match_rank(y_true, y_pred)
         elements = self._elements(t, p, logits)
         return (elements.sum(self.axis) if self._sums else elements.mean(self.axis)), None
+
+    def _layout(self, y_true, y_pred, logits):
+        p = _match_rank(y_true, y_pred)[1]
+        shape = p.shape[:self.axis % p.ndim] + p.shape[self.axis % p.ndim + 1:]
+        return np.broadcast_to(np.zeros((), p.dtype), shape), None
 
     def _values_vjp(self, y_true, y_pred, logits, grad_values):
         t, p = _match_rank(y_true, y_pred)
@@ -385,6 +411,12 @@ class _CrossEntropy(Loss):
             values = np.where(valid, values, 0).astype(values.dtype, copy=False)
         return values, valid
 
+    def _layout(self, y_true, y_pred, logits):
+        p = _class_last(y_pred, self._class_axis(y_pred))
+        valid = None if getattr(self, "ignore_class", None) is None else \
+            y_true != self.ignore_class
+        return np.broadcast_to(np.zeros((), p.dtype), p.shape[:-1]), valid
+
     def _values_vjp(self, y_true, y_pred, logits, grad_values):
         target, p, valid = self._targets(y_true, y_pred)
         if logits or self.from_logits:
@@ -398,7 +430,9 @@ class _CrossEntropy(Loss):
             grad += counted.sum(-1, keepdims=True) / total
         grad_values = grad_values if valid is None else grad_values * valid
         grad = grad * grad_values.reshape(grad_values.shape + (1,))
-        return np.moveaxis(grad, -1, self._class_axis(y_pred)).reshape(y_pred.shape)
+        axis = self._class_axis(y_pred)
+        grad = grad if axis == grad.ndim - 1 else np.moveaxis(grad, -1, axis)
+        return grad.reshape(y_pred.shape)
 
     def _class_axis(self, y_pred):
         return self.axis % y_pred.ndim
@@ -434,10 +468,13 @@ class CategoricalCrossentropy(_CrossEntropy):
         self._check_axis(y_pred)
         t, p = _match_rank(y_true, y_pred)
         axis = self._class_axis(p)
-        t, p = np.moveaxis(t, axis, -1), np.moveaxis(p, axis, -1)
+        t, p = _class_last(t, axis), _class_last(p, axis)
         if self.label_smoothing:
             t = t * (1 - self.label_smoothing) + self.label_smoothing / p.shape[-1]
         return t, p, None
+
+    def _layout(self, y_true, y_pred, logits):
+        return super()._layout(y_true, _match_rank(y_true, y_pred)[1], logits)
 
     def _values_vjp(self, y_true, y_pred, logits, grad_values):
         matched = _match_rank(y_true, y_pred)[1]
@@ -485,12 +522,10 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         return y_true.astype(np.int64, copy=False), y_pred
 
     def _targets(self, y_true, y_pred):
-        p = np.moveaxis(y_pred, self._class_axis(y_pred), -1)
+        p = _class_last(y_pred, self._class_axis(y_pred))
         valid = None if self.ignore_class is None else y_true != self.ignore_class
         labels = y_true if valid is None else np.where(valid, y_true, 0)
-        one_hot = np.zeros_like(p)
-        np.put_along_axis(one_hot, labels[..., None], 1, axis=-1)
-        return one_hot, p, valid
+        return np.eye(p.shape[-1], dtype=p.dtype)[labels], p, valid
 
     def get_config(self):
         return {**super().get_config(), "ignore_class": self.ignore_class}
