@@ -514,7 +514,9 @@ class BackupAndRestore(Callback):
 
 def format_logs(logs):
     """Logs as Keras prints them: ``loss: 0.5210 - accuracy: 0.8100``."""
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+    return " - ".join(f"{k}: {v:.4f}" if np.ndim(v) == 0 else
+                      f"{k}: {np.array2string(np.asarray(v), precision=4, separator=', ')}"
+                      for k, v in logs.items())
 
 
 def _format_time(seconds):
