@@ -14,5 +14,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Input", "layers", "optimizers", "losses", "metrics", "callbacks",
            "initializers", "regularizers", "constraints", "activations", "datasets", "utils",
-           "kernels", "load_model",
-           "set_num_threads", "get_num_threads"]
+           "kernels", "load_model", "set_num_threads", "get_num_threads"]

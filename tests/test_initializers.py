@@ -104,10 +104,11 @@ def test_constant_zeros_ones():
 def test_initializer_names_configs_and_keras_statistics():
     for name, cls in [("he_normal", initializers.HeNormal), ("HeNormal", initializers.HeNormal),
                       ("truncated_normal", initializers.TruncatedNormal),
-                      ("orthogonal", initializers.Orthogonal), ("normal", initializers.RandomNormal),
+                      ("orthogonal", initializers.Orthogonal),
+                      ("normal", initializers.RandomNormal),
                       ("uniform", initializers.RandomUniform), ("zeros", initializers.Zeros),
-                      ("identity", initializers.Identity), ("glorot_uniform",
-                                                            initializers.GlorotUniform)]:
+                      ("identity", initializers.Identity),
+                      ("glorot_uniform", initializers.GlorotUniform)]:
         assert type(initializers.get(name)) is cls
     for init in [initializers.VarianceScaling(0.5, "fan_out", "uniform", seed=3),
                  initializers.TruncatedNormal(0.1, 0.2, seed=1), initializers.Constant(0.3),
