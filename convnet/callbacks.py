@@ -530,12 +530,31 @@ def _format_time(seconds):
 class ProgbarLogger(Callback):
     """Keras' progress output. On a terminal, verbose=1 redraws a bar after each batch:
     ``120/469 ━━━━━━━━━━━━━━━━━━━━ 2s 6ms/step - accuracy: 0.81 - loss: 0.52``;
-    elsewhere (a log file, CI) and with verbose=2 it prints one line per epoch."""
+    elsewhere (a log file, CI) and with verbose=2 it prints one line per epoch.
+    ``mode="predict"`` draws the bar of predict(verbose=1) (no logs, no epochs)."""
 
-    def __init__(self, verbose=1, stream=None):
+    def __init__(self, verbose=1, stream=None, mode="fit"):
         super().__init__()
-        self.verbose, self.stream = verbose, stream or sys.stdout
+        self.verbose, self.stream, self.mode = verbose, stream or sys.stdout, mode
         self.bar = verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
+
+    def on_predict_begin(self, logs=None):
+        self.started = time.perf_counter()
+        self.last_draw = 0.0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        steps = self.params.get("steps")
+        self.done = batch + 1
+        if self.bar and (now - self.last_draw > 0.1 or batch + 1 == steps):
+            self.last_draw = now
+            self._draw(batch + 1, steps, {}, now, final=False)
+
+    def on_predict_end(self, logs=None):
+        if self.verbose:
+            done = getattr(self, "done", 0)
+            self._draw(done, self.params.get("steps") or done, {}, time.perf_counter(),
+                       final=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -550,10 +569,13 @@ class ProgbarLogger(Callback):
             self.last_draw = now
             self._draw(batch + 1, steps, logs or {}, now, final=False)
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.done = batch + 1
+
     def on_epoch_end(self, epoch, logs=None):
         if not self.verbose:
             return
-        steps = self.params.get("steps")
+        steps = self.params.get("steps") or getattr(self, "done", 0)
         self._draw(steps, steps, logs or {}, time.perf_counter(), final=True)
 
     def _draw(self, done, steps, logs, now, final):
@@ -562,9 +584,10 @@ class ProgbarLogger(Callback):
         width = 20
         filled = int(width * done / steps) if steps else width
         bar = "\u2501" * filled + " " * (width - filled)
-        timing = (f"{_format_time(elapsed)} {per_step * 1000:.0f}ms/step" if final or done == steps
+        timing = (f"{_format_time(elapsed)} {per_step * 1000:.0f}ms/step"
+                  if final or not steps or done == steps
                   else f"{_format_time(per_step * (steps - done))} {per_step * 1000:.0f}ms/step")
-        line = f"{done}/{steps} {bar} {timing}"
+        line = f"{done}/{steps or 'Unknown'} {bar} {timing}"
         if logs:
             line += " - " + format_logs(logs)
         if self.bar:

@@ -11,7 +11,9 @@ Layout (all integers little-endian)::
     32 bytes  SHA-256 of everything before it
 
 Loading never unpickles and never imports or runs code named by the file:
-layer classes come only from ``convnet.layers.LAYER_CLASSES``. Every header
+layer classes come only from ``convnet.layers.LAYER_CLASSES`` (the model is
+rebuilt by ``convnet.models.load_model``; this module only reads and writes files
+and never imports the models). Every header
 field is checked against the file's real size before anything is allocated;
 the checksum (a corrupted or truncated file) is checked before anything is
 parsed; every array's shape and dtype must equal the one the architecture
@@ -29,7 +31,6 @@ import tempfile
 import numpy as np
 
 from . import losses, optimizers
-from .layers import LAYER_CLASSES
 
 MAGIC = b"CONVNET\x01"
 FORMAT_VERSION = 1
@@ -82,39 +83,78 @@ def _weights_header(arrays):
     return entries, stored
 
 
+def _serialize_losses(loss):
+    if isinstance(loss, dict):
+        return {k: _serialize_losses(v) for k, v in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [_serialize_losses(v) for v in loss]
+    return None if loss is None else losses.serialize(losses.get(loss))
+
+
+def _serialize_metrics(metrics):
+    if isinstance(metrics, dict):
+        return {k: _serialize_metrics(v) for k, v in metrics.items()}
+    if isinstance(metrics, (list, tuple)):
+        return [_serialize_metrics(v) for v in metrics]
+    return metrics if isinstance(metrics, str) else getattr(metrics, "name", None)
+
+
 def _compile_config(model):
-    if model.optimizer is None:
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         return None
     opt = model.optimizer
     return {"optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-            "loss": losses.serialize(model.loss),
-            "metrics": [m.name for m in model.metrics]}
+            "loss": _serialize_losses(model.loss),
+            "loss_weights": model._user_loss_weights,
+            "metrics": _serialize_metrics(model._user_metrics)}
 
 
-def save_model(model, filepath):
-    if not model.built:
-        raise ValueError(f"save: Sequential '{model.name}' has not been built yet; there are "
+def _model_class(model):
+    name = type(model).__name__
+    if name not in ("Sequential", "Functional"):
+        raise ValueError(f"save: {model.describe()} is a subclassed model ({name}); its "
+                         f"architecture is Python code, which a model file never holds. Save "
+                         f"its weights with save_weights() and rebuild it in code")
+    return name
+
+
+def _check_built(model, method):
+    if not model.built or not model.weights and not model.layers:
+        raise ValueError(f"{method}: {model.describe()} has not been built yet; there are "
                          f"no weights to save")
+
+
+def save_model(model, filepath, overwrite=True):
+    _check_built(model, "save")
+    _check_overwrite(filepath, overwrite)
     entries, arrays = _weights_header(model.weights)
     header = {"format": "convnet", "version": FORMAT_VERSION, "kind": "model",
-              "config": model.get_config(), "compile": _compile_config(model),
-              "weights": entries}
+              "class_name": _model_class(model), "config": model.get_config(),
+              "compile": _compile_config(model), "weights": entries}
     _write_atomically(filepath, header, arrays)
 
 
-def save_weights(model, filepath):
-    if not model.built:
-        raise ValueError(f"save_weights: Sequential '{model.name}' has not been built yet")
+def save_weights(model, filepath, overwrite=True):
+    _check_built(model, "save_weights")
+    _check_overwrite(filepath, overwrite)
     entries, arrays = _weights_header(model.weights)
     header = {"format": "convnet", "version": FORMAT_VERSION, "kind": "weights",
               "weights": entries}
     _write_atomically(filepath, header, arrays)
 
 
+def _check_overwrite(filepath, overwrite):
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{os.fspath(filepath)} exists and overwrite=False")
+
+
 # ----------------------------------------------------------------------------- reading
 
-def _fail(filepath, problem):
+def fail(filepath, problem):
     raise ModelFileError(f"{os.fspath(filepath)}: not a valid convnet model file: {problem}")
+
+
+_fail = fail
 
 
 def _is_count(value):
@@ -182,38 +222,40 @@ def _read(filepath):
     return header, arrays
 
 
-def layer_from_config(item):
-    """A layer from {"class_name", "config"}, only for the classes convnet defines."""
-    if not isinstance(item, dict) or item.get("class_name") not in LAYER_CLASSES \
-            or not isinstance(item.get("config"), dict):
-        name = item.get("class_name") if isinstance(item, dict) else item
-        raise ModelFileError(f"unknown layer {name!r} in the model config; known layers are "
-                             f"{sorted(LAYER_CLASSES)}")
-    try:
-        return LAYER_CLASSES[item["class_name"]].from_config(item["config"])
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"invalid config for layer {item['class_name']}: {error}") from None
+def read_model_file(filepath):
+    """(header, arrays) of a file that holds a whole model (not only weights)."""
+    header, arrays = _read(filepath)
+    if header.get("kind") != "model" or not isinstance(header.get("config"), dict):
+        _fail(filepath, "it holds weights only; build the model and call load_weights()")
+    if header.get("compile") is not None and not isinstance(header.get("compile"), dict):
+        _fail(filepath, "its compile settings are not a JSON object")
+    return header, arrays
 
 
-def _assign(model, arrays, filepath):
+def assign_weights(model, arrays, filepath, skip_mismatch=False):
+    """Give the model's weights the file's arrays, after checking every shape and dtype."""
     weights = model.weights
     if len(arrays) != len(weights):
         _fail(filepath, f"it holds {len(arrays)} weight arrays but the model has {len(weights)}")
     for i, (array, weight) in enumerate(zip(arrays, weights)):
         if array.shape != weight.shape or array.dtype != weight.dtype:
+            if skip_mismatch:
+                continue
             _fail(filepath, f"weight {i} is {array.dtype} {array.shape} but the model expects "
-                            f"{weight.dtype} {weight.shape}")
-    model.set_weights(arrays)
+                            f"{weight.dtype} {weight.shape} ({weight.path})")
+    for array, weight in zip(arrays, weights):
+        if array.shape == weight.shape and array.dtype == weight.dtype:
+            weight.assign(array)
 
 
 def _optimizer_from_config(config):
     if not isinstance(config, dict) or config.get("class_name") not in _OPTIMIZERS:
-        raise ModelFileError(f"unknown optimizer in the model file: {config!r}")
+        raise ModelFileError(f"unknown optimizer in the model file: {config!r:.200}")
     kwargs = dict(config.get("config", {}))
     lr = kwargs.get("learning_rate")
     if isinstance(lr, dict):
         if lr.get("class_name") not in _SCHEDULES:
-            raise ModelFileError(f"unknown learning-rate schedule in the model file: {lr!r}")
+            raise ModelFileError(f"unknown learning-rate schedule in the model file: {lr!r:.200}")
         kwargs["learning_rate"] = _SCHEDULES[lr["class_name"]](**lr.get("config", {}))
     try:
         return _OPTIMIZERS[config["class_name"]](**kwargs)
@@ -221,38 +263,29 @@ def _optimizer_from_config(config):
         raise ModelFileError(f"invalid optimizer config in the model file: {error}") from None
 
 
-def load_model(filepath, compile=True):
-    """A Sequential model from a file written by ``model.save``; compiled as it was saved."""
-    from .models import Sequential
-    header, arrays = _read(filepath)
-    if header.get("kind") != "model" or not isinstance(header.get("config"), dict):
-        _fail(filepath, "it holds weights only; build the model and call load_weights()")
-    config = header["config"]
-    if not isinstance(config.get("layers"), list) or not isinstance(config.get("name"), str):
-        _fail(filepath, "the model config has no list of layers")
+def _deserialize_losses(config):
+    if isinstance(config, dict) and "class_name" not in config:
+        return {k: _deserialize_losses(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_deserialize_losses(v) for v in config]
+    return None if config is None else losses.deserialize(config)
+
+
+def compile_from_file(model, settings, filepath):
+    """Compile `model` with the settings a model file stored."""
     try:
-        model = Sequential.from_config(config)
-        if model.layers:
-            model.build()
-    except ModelFileError as error:
-        _fail(filepath, str(error))
-    except (TypeError, ValueError) as error:
-        _fail(filepath, f"the architecture does not build ({error})")
-    _assign(model, arrays, filepath)
-    settings = header.get("compile")
-    if compile and settings:
-        try:
-            model.compile(optimizer=_optimizer_from_config(settings.get("optimizer")),
-                          loss=losses.deserialize(settings.get("loss")),
-                          metrics=list(settings.get("metrics") or []))
-        except (TypeError, ValueError) as error:
-            _fail(filepath, f"invalid compile settings ({error})")
-    return model
+        model.compile(optimizer=_optimizer_from_config(settings.get("optimizer")),
+                      loss=_deserialize_losses(settings.get("loss")),
+                      loss_weights=settings.get("loss_weights"),
+                      metrics=settings.get("metrics"))
+    except (TypeError, ValueError, AttributeError) as error:
+        _fail(filepath, f"invalid compile settings ({error})")
 
 
-def load_weights(model, filepath):
+def load_weights(model, filepath, skip_mismatch=False):
     if not model.built:
-        raise ValueError(f"load_weights: build Sequential '{model.name}' first (start it with "
+        raise ValueError(f"load_weights: build {model.describe()} first (start it with "
                          f"Input(shape) or call build)")
     _, arrays = _read(filepath)
-    _assign(model, arrays, filepath)
+    assign_weights(model, arrays, filepath, skip_mismatch)
+

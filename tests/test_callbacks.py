@@ -20,7 +20,7 @@ def _model(seed=0, optimizer=None):
     model = keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu"),
                               layers.Dense(2, activation="softmax")])
     model.compile(optimizer or optimizers.Adam(0.01), "sparse_categorical_crossentropy",
-                  ["accuracy"])
+                  metrics=["accuracy"])
     return model
 
 

@@ -2,12 +2,14 @@
 import gzip
 import os
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import convnet as keras
 from convnet.datasets import fashion_mnist
+from convnet.datasets import _idx
 from convnet.datasets._idx import IDXFormatError, read_idx
 
 
@@ -35,11 +37,50 @@ def test_reads_a_hand_written_idx_file_plain_and_gzipped(tmp_path):
     (lambda b: b + b"\x00", "longer"),
     (lambda b: b"", "magic"),
 ])
-def test_broken_idx_files_are_clear_errors(tmp_path, damage, message):
+@pytest.mark.parametrize("name, compress", [("bad.idx", bytes), ("bad.idx.gz", gzip.compress)])
+def test_broken_idx_files_are_clear_errors(tmp_path, damage, message, name, compress):
     data = _idx_bytes(np.zeros((2, 3, 3), np.uint8))
-    (tmp_path / "bad.idx").write_bytes(damage(data))
+    (tmp_path / name).write_bytes(compress(damage(data)))
     with pytest.raises(IDXFormatError, match=message):
-        read_idx(tmp_path / "bad.idx")
+        read_idx(tmp_path / name)
+
+
+@pytest.mark.parametrize("name, compress", [("forged.idx", bytes),
+                                            ("forged.idx.gz", gzip.compress)])
+@pytest.mark.parametrize("shape", [(2**32 - 1,) * 3, (2**32 - 1,) * 255, (60000, 28, 28),
+                                   (10**6,)])
+def test_a_forged_header_is_refused_before_anything_is_allocated(tmp_path, shape, name,
+                                                                 compress):
+    """A header may declare up to 255 dimensions of 2**32 - 1 (an OverflowError or an
+    allocation of exabytes if believed): the declared size is checked against what the
+    file can hold (its size; for gzip, deflate's 1032:1 limit) first."""
+    header = bytes([0, 0, 0x0E, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    (tmp_path / name).write_bytes(compress(header + bytes(64)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXFormatError, match="truncated") as error:
+            read_idx(tmp_path / name)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(shape[:3])[:-1] in str(error.value)
+    assert peak < 1 << 20
+
+
+def test_a_gzip_that_holds_less_than_its_bound_is_read_in_chunks(tmp_path, monkeypatch):
+    """Within deflate's bound a gzip's size is only known by reading it: memory then grows
+    with the data actually there (64 KiB), not with the 8 MB the header declares."""
+    monkeypatch.setattr(_idx, "_CHUNK", 1 << 16)
+    header = bytes([0, 0, 0x08, 1]) + struct.pack(">I", 8 * 10**6)
+    (tmp_path / "short.idx.gz").write_bytes(gzip.compress(header + bytes(1 << 16)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXFormatError, match="truncated"):
+            read_idx(tmp_path / "short.idx.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 def test_a_corrupt_gzip_is_a_clear_error(tmp_path):
@@ -85,8 +126,8 @@ FULL = fashion_mnist.full_data_path()
 
 
 @pytest.mark.skipif(FULL is None or not os.path.isdir(FULL),
-                    reason="full Fashion-MNIST not installed (apt-get install "
-                           "dataset-fashion-mnist)")
+                    reason="full Fashion-MNIST not found locally (Keras' cache or "
+                           "apt-get install dataset-fashion-mnist)")
 def test_short_training_beats_80_percent_on_the_full_test_set():
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)

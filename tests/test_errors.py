@@ -236,6 +236,9 @@ BAD_DATA = {
     "uncompiled fit": (lambda m: keras.Sequential([layers.Dense(2)]).fit(np.zeros((1, 2)),
                                                                          np.zeros(1)),
                        ValueError, "compile"),
+    "export to a format convnet does not write": (
+        lambda m: m.export("m.onnx", format="tf_saved_model"), ValueError,
+        "unsupported format 'tf_saved_model'; convnet exports to 'onnx'"),
     "one-hot targets for the sparse loss": (
         lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.eye(3)[:2], verbose=0), ValueError,
         "labels of shape"),

@@ -3,6 +3,8 @@ from .base import Layer
 from .convolutional import Conv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
                    ZeroPadding2D)
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                      average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 
@@ -11,7 +13,15 @@ Convolution2D = Conv2D
 #: every layer class a model file may name; nothing else is ever instantiated on load
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
-    MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D)}
+    MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+
+
+def serialize(layer):
+    """{"class_name", "config"} of a layer (or a nested model)."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
 
 __all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",
-           "GlobalAvgPool2D", "GlobalMaxPool2D"]
+           "GlobalAvgPool2D", "GlobalMaxPool2D", "add", "subtract", "multiply", "average",
+           "maximum", "minimum", "concatenate", "serialize"]

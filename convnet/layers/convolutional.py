@@ -13,7 +13,9 @@ class Conv2D(KernelMixin, SpatialLayer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         who = self.describe()
         self.filters = kernels.as_int_tuple(filters, 1, "filters", who)[0]
@@ -24,7 +26,9 @@ class Conv2D(KernelMixin, SpatialLayer):
         kernels.resolve_padding(padding, self.kernel_size, self.strides, self.dilation_rate,
                             (None, None), who)
         self.padding = padding.lower() if isinstance(padding, str) else padding
-        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
+        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer, bias_regularizer, kernel_constraint,
+                               bias_constraint)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -45,36 +49,34 @@ class Conv2D(KernelMixin, SpatialLayer):
         while it is in cache."""
         return isinstance(self.activation, activations.ReLU) and self.activation.plain
 
-    def _call_nhwc(self, x, training):
+    def _forward_nhwc(self, x, ctx):
         fused = self._fused_relu
-        z = kernels.conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
-                       relu=fused, name=self.describe())
-        if training:
-            self._cache["x"] = x
+        z = kernels.conv2d(x, self.kernel.value, None if self.bias is None else self.bias.value,
+                           self.strides, self.padding, self.dilation_rate, relu=fused,
+                           name=self.describe())
+        if ctx is not None:
+            ctx["x"] = x
             if fused:
                 # Its derivative needs only the output, which stands in for z as well.
-                self._cache.update(z=z, y=z)
+                ctx.update(z=z, y=z)
         if self.activation is None or fused:
             return z
-        return self._activate(z, training)
+        return self._activate(z, ctx)
 
-    def _backward_from_output_nhwc(self, grad_y, need_input_grad):
-        if self._fused_relu:
+    def _backward_nhwc(self, ctx, grad_y, need_input_grad, skip_activation):
+        if self._fused_relu and not skip_activation:
             # The ReLU's derivative, too, runs inside the kernel, a block at a time.
-            return self._conv_backward(grad_y, need_input_grad, relu_output=self._cache["y"])
-        return super()._backward_from_output_nhwc(grad_y, need_input_grad)
+            return self._conv_backward(ctx, grad_y, need_input_grad, relu_output=ctx["y"])
+        return super()._backward_nhwc(ctx, grad_y, need_input_grad, skip_activation)
 
-    def _backward_nhwc(self, grad_z, need_input_grad):
-        return self._conv_backward(grad_z, need_input_grad)
+    def _backward_op_nhwc(self, ctx, grad_z, need_input_grad):
+        return self._conv_backward(ctx, grad_z, need_input_grad)
 
-    def _conv_backward(self, grad, need_input_grad, relu_output=None):
+    def _conv_backward(self, ctx, grad, need_input_grad, relu_output=None):
         grad_x, grad_kernel, grad_bias = kernels.conv2d_backward(
-            self._cache["x"], self.kernel, grad, self.strides, self.padding,
+            ctx["x"], self.kernel.value, grad, self.strides, self.padding,
             self.dilation_rate, need_input_grad, relu_output, name=self.describe())
-        self.grads[0][...] = grad_kernel
-        if self.use_bias:
-            self.grads[1][...] = grad_bias
-        return grad_x
+        return grad_x, [grad_kernel, grad_bias] if self.use_bias else [grad_kernel]
 
     def receptive_field_step(self):
         kernel = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate))

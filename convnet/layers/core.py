@@ -4,41 +4,73 @@ import math
 import numpy as np
 
 from .. import activations, kernels, random
+from ..graph import CallNode, KerasTensor
 from .base import KernelMixin, Layer, _shape_tuple
 from .spatial import SpatialLayer, padding_config
 
 
 class InputLayer(Layer):
-    """Declares the shape of one example (no batch axis); None marks a size known only at
-    call time, e.g. ``Input((None, None, 3))`` for images of any size."""
+    """The entry of a model: declares the shape of one example (no batch axis); None marks a
+    size known only at call time, e.g. ``Input((None, None, 3))`` for images of any size.
+    Its ``output`` is the symbolic tensor ``keras.Input`` returns."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype="float32", **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
+                 sparse=None, input_tensor=None, optional=False, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
+        if shape is None and batch_shape is not None:
+            batch_size, shape = batch_shape[0], tuple(batch_shape)[1:]
         if shape is None:
             raise ValueError(f"{self.describe()}: shape is required, e.g. Input((28, 28, 1))")
+        if sparse:
+            raise ValueError(f"{self.describe()}: sparse inputs are not supported")
         if isinstance(shape, (int, np.integer)):
             shape = (shape,)
         self.shape = _shape_tuple(shape, self.describe())
         self.batch_size = batch_size
+        self.built = True
+        self.input_shape = (batch_size,) + self.shape
+        self.output = KerasTensor((batch_size,) + self.shape, self.dtype, name=self.name)
+        CallNode(self, (), {}, self.output)
+
+    @property
+    def batch_shape(self):
+        return (self.batch_size,) + self.shape
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _forward(self, x, training):
+        return x, None
+
+    def _backward_op(self, ctx, grad_z, need_input_grad):
+        return grad_z, []
 
     def get_config(self):
         config = super().get_config()
         return {**config, "shape": list(self.shape), "batch_size": self.batch_size}
 
 
-def Input(shape=None, batch_size=None, name=None, dtype="float32"):
-    """Keras' ``Input``: begins a Sequential model, fixing the shape of its examples."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+          tensor=None, optional=False):
+    """Keras' ``Input``: a symbolic tensor of one example's shape (batch axis None), to build
+    a functional model on, or to start a Sequential with."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
+                       name=name, sparse=sparse, input_tensor=tensor, optional=optional)
+    return layer.output
 
 
 class Dense(KernelMixin, Layer):
     """``activation(x @ kernel + bias)`` over the last axis, kernel (in, units)."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = kernels.as_int_tuple(units, 1, "units", self.describe())[0]
-        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer)
+        self._configure_kernel(activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer, bias_regularizer, kernel_constraint,
+                               bias_constraint)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -51,25 +83,24 @@ class Dense(KernelMixin, Layer):
         self._check_rank(input_shape)
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, x, training=False):
-        z = kernels.matmul(x.reshape(-1, x.shape[-1]), self.kernel, name=self.describe())
+    def _forward(self, x, training):
+        z = kernels.matmul(x.reshape(-1, x.shape[-1]), self.kernel.value, name=self.describe())
         z = z.reshape(*x.shape[:-1], self.units)
         if self.use_bias:
-            z += self.bias
-        if training:
-            self._cache["x"] = x
-        return z if self.activation is None else self._activate(z, training)
+            z += self.bias.value
+        ctx = {"x": x} if training else None
+        return self._activate(z, ctx), ctx
 
-    def _backward(self, grad_z, need_input_grad=True):
-        x = self._cache["x"]
+    def _backward_op(self, ctx, grad_z, need_input_grad):
+        x = ctx["x"]
         x2 = x.reshape(-1, x.shape[-1])
         g2 = grad_z.reshape(-1, self.units)
-        kernels.matmul(x2.T, g2, out=self.grads[0], name=self.describe())
+        grads = [kernels.matmul(x2.T, g2, name=self.describe())]
         if self.use_bias:
-            self.grads[1][...] = g2.sum(axis=0)
+            grads.append(g2.sum(axis=0))
         if not need_input_grad:
-            return None
-        return kernels.matmul(g2, self.kernel.T, name=self.describe()).reshape(x.shape)
+            return None, grads
+        return kernels.matmul(g2, self.kernel.value.T, name=self.describe()).reshape(x.shape), grads
 
     def macs(self, input_shape):
         rows = math.prod(input_shape[1:-1]) if all(d is not None for d in input_shape[1:-1]) \
@@ -96,17 +127,17 @@ class Flatten(Layer):
         rest = input_shape[1:]
         return (input_shape[0], None if None in rest else math.prod(rest))
 
-    def call(self, x, training=False):
+    def _forward(self, x, training):
+        shape = x.shape
         if self.data_format == "channels_first" and x.ndim > 2:
             x = np.moveaxis(x, 1, -1)
-        return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+        return np.ascontiguousarray(x).reshape(x.shape[0], -1), shape
 
-    def _backward(self, grad_y, need_input_grad=True):
-        shape = self._cache["input_shape"]
+    def _backward_op(self, shape, grad_z, need_input_grad):
         if self.data_format == "channels_first" and len(shape) > 2:
             moved = (shape[0], *shape[2:], shape[1])
-            return np.ascontiguousarray(np.moveaxis(grad_y.reshape(moved), -1, 1))
-        return grad_y.reshape(shape)
+            return np.ascontiguousarray(np.moveaxis(grad_z.reshape(moved), -1, 1)), []
+        return grad_z.reshape(shape), []
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
@@ -119,11 +150,12 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def call(self, x, training=False):
-        return self._activate(x, training)
+    def _forward(self, x, training):
+        ctx = {} if training else None
+        return self._activate(x, ctx), ctx
 
-    def _backward(self, grad_z, need_input_grad=True):
-        return grad_z
+    def _backward_op(self, ctx, grad_z, need_input_grad):
+        return grad_z, []
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
@@ -170,22 +202,18 @@ class Dropout(Layer):
         self.seed = seed
         self._generator = None if seed is None else np.random.default_rng(seed)
 
-    def call(self, x, training=False):
+    def _forward(self, x, training):
         if not training or self.rate == 0:
-            if training:
-                self._cache["mask"] = None
-            return x
+            return x, None
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
         generator = self._generator or random.generator()
         keep = generator.random(shape) >= self.rate
         mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
-        self._cache["mask"] = mask
-        return x * mask
+        return x * mask, mask
 
-    def _backward(self, grad_y, need_input_grad=True):
-        mask = self._cache["mask"]
-        return grad_y if mask is None else grad_y * mask
+    def _backward_op(self, mask, grad_z, need_input_grad):
+        return (grad_z if mask is None else grad_z * mask), []
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate,
@@ -209,13 +237,13 @@ class ZeroPadding2D(SpatialLayer):
         n, h, w, c = shape
         return (n, None if h is None else h + t + b, None if w is None else w + l + r, c)
 
-    def _call_nhwc(self, x, training):
+    def _forward_nhwc(self, x, ctx):
         return np.pad(x, ((0, 0), *self.padding, (0, 0)))
 
-    def _backward_nhwc(self, grad_y, need_input_grad):
+    def _backward_op_nhwc(self, ctx, grad_z, need_input_grad):
         (t, b), (l, r) = self.padding
-        h, w = grad_y.shape[1] - t - b, grad_y.shape[2] - l - r
-        return np.ascontiguousarray(grad_y[:, t:t + h, l:l + w])
+        h, w = grad_z.shape[1] - t - b, grad_z.shape[2] - l - r
+        return np.ascontiguousarray(grad_z[:, t:t + h, l:l + w]), []
 
     def get_config(self):
         return {**super().get_config(), "padding": padding_config(self.padding)}

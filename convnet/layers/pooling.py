@@ -41,15 +41,15 @@ class _Pooling2D(SpatialLayer):
 class MaxPooling2D(_Pooling2D):
     """Max pooling; a window holding a NaN outputs NaN (as in PyTorch)."""
 
-    def _call_nhwc(self, x, training):
-        y, argmax = kernels.max_pool2d(x, **self._window(), with_argmax=training)
-        if training:
-            self._cache.update(argmax=argmax, x_shape=x.shape)
+    def _forward_nhwc(self, x, ctx):
+        y, argmax = kernels.max_pool2d(x, **self._window(), with_argmax=ctx is not None)
+        if ctx is not None:
+            ctx.update(argmax=argmax, x_shape=x.shape)
         return y
 
-    def _backward_nhwc(self, grad_y, need_input_grad):
-        return kernels.max_pool2d_backward(grad_y, self._cache["argmax"], self._cache["x_shape"],
-                                       name=self.describe())
+    def _backward_op_nhwc(self, ctx, grad_z, need_input_grad):
+        return kernels.max_pool2d_backward(grad_z, ctx["argmax"], ctx["x_shape"],
+                                           name=self.describe()), []
 
 
 class AveragePooling2D(_Pooling2D):
@@ -64,15 +64,15 @@ class AveragePooling2D(_Pooling2D):
                             f"got {count_include_pad!r}")
         self.count_include_pad = count_include_pad
 
-    def _call_nhwc(self, x, training):
-        if training:
-            self._cache["x_shape"] = x.shape
+    def _forward_nhwc(self, x, ctx):
+        if ctx is not None:
+            ctx["x_shape"] = x.shape
         return kernels.avg_pool2d(x, count_include_pad=self.count_include_pad, **self._window())
 
-    def _backward_nhwc(self, grad_y, need_input_grad):
-        return kernels.avg_pool2d_backward(grad_y, self._cache["x_shape"],
-                                       count_include_pad=self.count_include_pad,
-                                       **self._window())
+    def _backward_op_nhwc(self, ctx, grad_z, need_input_grad):
+        return kernels.avg_pool2d_backward(grad_z, ctx["x_shape"],
+                                           count_include_pad=self.count_include_pad,
+                                           **self._window()), []
 
     def get_config(self):
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
@@ -89,37 +89,38 @@ class _GlobalPooling2D(SpatialLayer):
     def _output_shape_nhwc(self, shape):
         return (shape[0], 1, 1, shape[3]) if self.keepdims else (shape[0], shape[3])
 
-    def _call_nhwc(self, x, training):
-        if training:
-            self._cache["x_shape"] = x.shape
-        y = self._pool(x, training)
+    def _forward_nhwc(self, x, ctx):
+        if ctx is not None:
+            ctx["x_shape"] = x.shape
+        y = self._pool(x, ctx)
         return y.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else y
 
-    def _backward_nhwc(self, grad_y, need_input_grad):
-        return self._unpool(grad_y.reshape(grad_y.shape[0], -1), self._cache["x_shape"])
+    def _backward_op_nhwc(self, ctx, grad_z, need_input_grad):
+        return self._unpool(ctx, grad_z.reshape(grad_z.shape[0], -1)), []
 
     def get_config(self):
         return {**super().get_config(), "keepdims": self.keepdims}
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    def _pool(self, x, training):
+    def _pool(self, x, ctx):
         return kernels.global_avg_pool2d(x, name=self.describe())
 
-    def _unpool(self, grad_y, x_shape):
-        return kernels.global_avg_pool2d_backward(grad_y, x_shape, name=self.describe())
+    def _unpool(self, ctx, grad_y):
+        return kernels.global_avg_pool2d_backward(grad_y, ctx["x_shape"], name=self.describe())
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    def _pool(self, x, training):
-        y, argmax = kernels.global_max_pool2d(x, with_argmax=training, name=self.describe())
-        if training:
-            self._cache["argmax"] = argmax
+    def _pool(self, x, ctx):
+        y, argmax = kernels.global_max_pool2d(x, with_argmax=ctx is not None,
+                                              name=self.describe())
+        if ctx is not None:
+            ctx["argmax"] = argmax
         return y
 
-    def _unpool(self, grad_y, x_shape):
-        return kernels.global_max_pool2d_backward(grad_y, self._cache["argmax"], x_shape,
-                                              name=self.describe())
+    def _unpool(self, ctx, grad_y):
+        return kernels.global_max_pool2d_backward(grad_y, ctx["argmax"], ctx["x_shape"],
+                                                  name=self.describe())
 
 
 # Keras' aliases

@@ -1,0 +1,182 @@
+"""Layers and models written in Python with convnet.ops train through the tape, with no
+backward pass of their own, to the same numbers as the built-in layers they imitate."""
+import numpy as np
+import pytest
+
+import convnet as keras
+from convnet import layers, ops
+
+
+class PythonDense(keras.Layer):
+    """Keras' "intro for engineers" Dense: add_weight in build, ops.matmul in call."""
+
+    def __init__(self, units, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation_fn = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="glorot_uniform", name="kernel")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        z = ops.matmul(inputs, self.w) + self.b
+        return ops.relu(z) if self.activation_fn.name == "relu" else z
+
+
+def _data(rng, n=32):
+    return (rng.standard_normal((n, 12)).astype(np.float32),
+            rng.integers(0, 4, n))
+
+
+def test_a_python_dense_trains_bit_identically_to_layers_dense(rng):
+    x, y = _data(rng)
+    trained = []
+    for dense in (layers.Dense, PythonDense):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((12,)), dense(16, activation="relu"),
+                                  layers.Dense(4)])
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        keras.utils.set_random_seed(4)
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        trained.append(model.get_weights())
+    for a, b in zip(*trained):
+        assert a.tobytes() == b.tobytes()
+
+
+class SubclassedCNN(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = layers.Conv2D(4, 3, activation="relu")
+        self.pool = layers.MaxPooling2D(2)
+        self.flatten = layers.Flatten()
+        self.dropout = layers.Dropout(0.3)
+        self.head = layers.Dense(3, activation="softmax")
+
+    def call(self, inputs, training=False):
+        x = self.pool(self.conv(inputs))
+        return self.head(self.dropout(self.flatten(x), training=training))
+
+
+def test_a_subclassed_model_trains_bit_identically_to_the_same_sequential(rng, tmp_path):
+    x = rng.standard_normal((24, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    keras.utils.set_random_seed(9)
+    subclassed = SubclassedCNN()
+    subclassed.build((None, 8, 8, 1))
+    keras.utils.set_random_seed(9)
+    sequential = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"),
+                                   layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.3),
+                                   layers.Dense(3, activation="softmax")])
+    results = []
+    for model in (sequential, subclassed):
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        keras.utils.set_random_seed(10)
+        history = model.fit(x, y, batch_size=6, epochs=2, verbose=0)
+        results.append((model.get_weights(), history.history, model.evaluate(x, y, verbose=0)))
+    for a, b in zip(results[0][0], results[1][0]):
+        assert a.tobytes() == b.tobytes()
+    assert results[0][1] == results[1][1] and results[0][2] == results[1][2]
+    lines = []
+    subclassed.summary(print_fn=lines.append)
+    assert any("conv2d" in line and "Conv2D" in line for line in lines)
+    subclassed.save_weights(tmp_path / "w.cnet")
+    fresh = SubclassedCNN()
+    fresh.build((None, 8, 8, 1))
+    fresh.load_weights(tmp_path / "w.cnet")
+    assert fresh.predict(x, verbose=0).tobytes() == subclassed.predict(x, verbose=0).tobytes()
+
+
+class Counter(keras.Layer):
+    """Keras' ComputeSum pattern: a non-trainable weight updated by assign inside call."""
+
+    def build(self, input_shape):
+        self.total = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                     name="total")
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones",
+                                     name="scale")
+
+    def call(self, inputs):
+        self.total.assign(self.total + ops.sum(ops.stop_gradient(inputs)))
+        return inputs * self.scale
+
+
+def test_a_custom_layer_with_a_non_trainable_weight(rng):
+    layer = Counter()
+    model = keras.Sequential([keras.Input((3,)), layer])
+    assert [w.name for w in layer.trainable_weights] == ["scale"]
+    assert [w.name for w in layer.non_trainable_weights] == ["total"]
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    target = np.zeros((4, 3), np.float32)
+    model.train_on_batch(x, target)
+    np.testing.assert_allclose(layer.total.numpy(), x.sum(), rtol=1e-6)
+    # mse gradient d/dscale of mean((x*s)^2) at s=1 is mean over batch of 2*x^2/3 per unit.
+    expected = 1 - 0.5 * np.mean(2 * x * x, axis=0) / 3
+    np.testing.assert_allclose(layer.scale.numpy(), expected, rtol=1e-5)
+
+
+class ResidualBlock(keras.Layer):
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.conv1 = layers.Conv2D(filters, 3, padding="same", activation="relu")
+        self.conv2 = layers.Conv2D(filters, 3, padding="same")
+
+    def call(self, inputs):
+        return ops.relu(inputs + self.conv2(self.conv1(inputs)))
+
+
+class ResidualNet(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.stem = layers.Conv2D(3, 3, padding="same", dtype="float64")
+        self.block = ResidualBlock(3, dtype="float64")
+        self.block.conv1.dtype = self.block.conv2.dtype = np.dtype("float64")
+        self.pool = layers.GlobalAveragePooling2D(dtype="float64")
+        self.head = layers.Dense(2, dtype="float64")
+
+    def call(self, inputs):
+        return self.head(self.pool(self.block(self.stem(inputs))))
+
+
+def test_a_subclassed_residual_model_steps_like_a_numpy_gradient(rng):
+    """One SGD step of a subclassed residual model equals w - lr * (finite-difference
+    gradient of the mse loss)."""
+    model = ResidualNet()
+    x = rng.standard_normal((2, 5, 5, 1))
+    y = rng.standard_normal((2, 2))
+    model(x)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    before = model.get_weights()
+
+    def loss_at(weights):
+        model.set_weights(weights)
+        return float(np.mean((model(x) - y) ** 2))
+
+    numeric = []
+    for i, w in enumerate(before):
+        def f(v, i=i):
+            weights = [p.copy() for p in before]
+            weights[i] = v
+            return loss_at(weights)
+        numeric.append(__import__("convnet").utils.numerical_gradient(f, w.copy()))
+    model.set_weights(before)
+    model.train_on_batch(x, y)
+    for w0, w1, g in zip(before, model.get_weights(), numeric):
+        np.testing.assert_allclose(w1, w0 - 0.1 * g, rtol=1e-6, atol=1e-9)
+
+
+def test_numpy_on_a_traced_value_inside_call_is_refused():
+    class Leaky(keras.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), name="w")
+
+        def call(self, inputs):
+            return np.asarray(inputs * self.w)   # leaves the tape
+
+    model = keras.Sequential([keras.Input((3,)), Leaky(name="leaky")])
+    model.compile("sgd", "mse")
+    with pytest.raises(TypeError, match="Leaky 'leaky'.*convnet.ops"):
+        model.train_on_batch(np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32))
