@@ -2,7 +2,9 @@
 rules.
 
 ``optimizer.apply(grads, variables)`` updates each variable in place: an ndarray, or an
-object whose ``np.asarray(variable)`` is the array that holds its value. One step, as in
+object whose ``np.asarray(variable)`` is the array that holds its value (a
+``convnet.Variable``, whose ``version`` counter is then incremented, as its ``assign`` does, so
+caches of the weight know it changed). One step, as in
 Keras' BaseOptimizer: gradients clipped (``clipnorm`` per variable, ``global_clipnorm``
 over all, or ``clipvalue``), then decoupled weight decay ``w -= w * weight_decay * lr``,
 then the optimizer's update, then the variable's ``constraint`` (if it has one) applied to
@@ -451,6 +453,8 @@ class Optimizer:
             constraint = getattr(variables[i], "constraint", None)
             if constraint is not None:
                 arrays[i][...] = constraint(arrays[i])
+            if isinstance(getattr(variables[i], "version", None), int):
+                variables[i].version += 1
         self._iterations += 1
 
     def apply_gradients(self, grads_and_vars):

@@ -305,3 +305,19 @@ def test_string_names():
                       ("AdamW", optimizers.AdamW), ("rmsprop", optimizers.RMSprop)]:
         assert type(optimizers.get(name)) is cls
     assert optimizers.AdamW().weight_decay == 0.004
+
+
+def test_convnet_variables_are_updated_in_place_and_marked_changed():
+    kernel = keras.Variable(W0.copy(), dtype="float64", name="kernel",
+                            constraint=constraints.NonNeg())
+    storage = np.asarray(kernel)
+    plain = W0.copy()
+    adam_variable, adam_array = optimizers.Adam(0.5), optimizers.Adam(0.5)
+    for g in GRADS:
+        before = kernel.version
+        adam_variable.apply([g], [kernel])
+        adam_array.apply([g], [plain])
+        np.maximum(plain, 0, out=plain)             # NonNeg, applied by the optimizer
+        assert kernel.version == before + 1
+    assert np.asarray(kernel) is storage            # the storage never moves
+    np.testing.assert_array_equal(kernel.numpy(), plain)
