@@ -4,10 +4,12 @@ A conv kernel (kh, kw, in, out) has fan_in = kh*kw*in and fan_out = kh*kw*out;
 a dense kernel (in, out) has fan_in = in and fan_out = out.
 
 Seeding follows Keras 3: an initializer draws from a generator seeded with its ``seed``, so
-calling it twice gives the same values. Without a seed it picks one when it is made, from
-convnet's shared generator (``convnet.utils.set_random_seed`` makes that reproducible), and
-then also repeats itself across calls; Keras' layers make one initializer per weight, from
-the name or config they are given, so their weights differ.
+calling it twice gives the same values. Without a seed it picks one from convnet's shared
+generator (``convnet.utils.set_random_seed`` makes that reproducible) and then also repeats
+itself across calls; layers make one initializer per weight, from the name or config they
+are given, so their weights differ. Keras picks that seed when the initializer is made;
+convnet picks it at the first call, so weights are drawn in the order they are built (a layer
+written in Python with add_weight gets the same weights as the built-in layer it imitates).
 """
 import math
 
@@ -122,9 +124,11 @@ class RandomInitializer(Initializer):
         if seed is not None:
             seed = _checks.integer(type(self).__name__, "seed", seed, low=0)
         self._init_seed = seed
-        self.seed = seed if seed is not None else int(random.generator().integers(1, 10 ** 9))
+        self.seed = seed      # unseeded: drawn at the first call, then kept
 
     def _generator(self):
+        if self.seed is None:
+            self.seed = int(random.generator().integers(1, 10 ** 9))
         return np.random.default_rng(self.seed)
 
     def get_config(self):

@@ -353,8 +353,9 @@ class Optimizer:
 
     @property
     def variables(self):
-        """The optimizer's state, as Keras lists it: iterations, the learning rate (unless
-        it is a schedule or a function), any shared state, then each variable's slots."""
+        """The optimizer's state as arrays: iterations and the learning rate (unless it is a
+        schedule or a function) first, as in Keras, then any shared state (Nadam's), then each
+        variable's slots, interleaved per variable. The slots are the live arrays."""
         state = [np.array(self._iterations, dtype=np.int64)]
         if not callable(self._learning_rate):
             state.append(np.array(self._learning_rate, dtype=np.float64))

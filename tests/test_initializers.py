@@ -79,14 +79,14 @@ def test_seeds_repeat_across_calls_and_instances_as_in_keras_3():
     np.testing.assert_array_equal(seeded(CONV), seeded(CONV))
     np.testing.assert_array_equal(seeded(CONV), initializers.HeNormal(seed=7)(CONV))
     assert not np.array_equal(seeded(CONV), initializers.HeNormal(seed=8)(CONV))
-    # Unseeded: a seed drawn when made (reproducible after set_random_seed), then fixed.
+    # Unseeded: a seed drawn at the first call (reproducible after set_random_seed), then kept.
     keras.utils.set_random_seed(5)
     first = initializers.GlorotUniform()
+    drawn = first(CONV)
     keras.utils.set_random_seed(5)
-    second = initializers.GlorotUniform()
-    np.testing.assert_array_equal(first(CONV), second(CONV))
-    np.testing.assert_array_equal(first(CONV), first(CONV))
-    assert not np.array_equal(first(CONV), initializers.GlorotUniform()(CONV))
+    np.testing.assert_array_equal(initializers.GlorotUniform()(CONV), drawn)
+    np.testing.assert_array_equal(first(CONV), drawn)
+    assert not np.array_equal(drawn, initializers.GlorotUniform()(CONV))
     # Two layers given the same name get different weights.
     a, b = (keras.layers.Dense(8, kernel_initializer="he_normal") for _ in range(2))
     a.build((None, 4))
