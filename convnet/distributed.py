@@ -224,19 +224,22 @@ def broadcast_weights(model, root=0):
 
 
 def _broadcast_optimizer_state(optimizer, variables, root):
-    state = np.array([optimizer.iterations, optimizer._slots is not None], np.int64)
-    _world.Bcast(state, root=root)
-    optimizer.iterations = int(state[0])
-    if not state[1]:
-        optimizer._slots = None  # root has not stepped yet: neither has anyone now
-        return
-    if _world.Get_rank() != root and (optimizer._slots is None
-                                      or len(optimizer._slots) != len(variables)):
-        optimizer._slots = [optimizer._make_slots(v) for v in variables]
-    _agree_on_count(sum(len(slots) for slots in optimizer._slots), "optimizer slots")
-    for slots in optimizer._slots:
-        for name in sorted(slots):
-            _world.Bcast(slots[name], root=root)
+    """Root's optimizer state (its ``variables``: step count, learning rate, slots) to every
+    rank, through the optimizer's public state API (build / variables / set_weights)."""
+    built = np.array([optimizer.built], np.int64)
+    _world.Bcast(built, root=root)
+    if not built[0]:
+        return  # root has not stepped yet: every rank starts fresh
+    optimizer.build(variables)
+    state = optimizer.variables
+    _agree_on_count(len(state), "optimizer state arrays")
+    received = []
+    for array in state:
+        buffer = np.array(array)  # a contiguous copy that keeps 0-d counters 0-d
+        _world.Bcast(buffer, root=root)
+        received.append(buffer)
+    if _world.Get_rank() != root:
+        optimizer.set_weights(received)
 
 
 # -- the optimizer --------------------------------------------------------------------------
@@ -350,16 +353,23 @@ def _set_share(model, share):
 
 
 def _reduce_metrics(model):
-    """Each metric's sum and count added over the ranks: every rank then reports the
-    result one process would have on all the data."""
-    metrics = [m for m in model.metrics if hasattr(m, "total") and hasattr(m, "count")]
+    """Each metric's state (sums and counts, confusion counts) added over the ranks: every
+    rank then reports the one-process result."""
+    metrics = [m for m in model.metrics if hasattr(m, "state")]
     _agree_on_count(len(metrics), "metrics")
-    state = np.array([[m.total, m.count] for m in metrics], np.float64).reshape(-1)
-    _world.Allreduce(_MPI.IN_PLACE, state, op=_MPI.SUM)
-    for metric, (total, count) in zip(metrics, state.reshape(-1, 2)):
-        metric.total = float(total)
-        metric.count = int(count) if isinstance(metric.count, (int, np.integer)) \
-            else float(count)
+    states = [m.state() for m in metrics]
+    sizes = [sum(a.size for a in state) for state in states]
+    _agree_on_count(sum(sizes), "metric state values")
+    flat = np.concatenate([a.reshape(-1) for state in states for a in state]) if sum(sizes) \
+        else np.zeros(0)
+    _world.Allreduce(_MPI.IN_PLACE, flat, op=_MPI.SUM)
+    offset = 0
+    for metric, state in zip(metrics, states):
+        arrays = []
+        for a in state:
+            arrays.append(flat[offset:offset + a.size].reshape(a.shape))
+            offset += a.size
+        metric.set_state(arrays)
 
 
 class _ShardedArrays(DataAdapter):

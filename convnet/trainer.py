@@ -186,7 +186,13 @@ class Trainer:
             metric.reset_state()
 
     def get_metrics_result(self):
-        return {m.name: float(m.result()) for m in self.metrics}
+        """Every metric's result: a float, or an array for a metric with several values
+        (Precision at several thresholds)."""
+        results = {}
+        for m in self.metrics:
+            value = np.asarray(m.result())
+            results[m.name] = float(value) if value.ndim == 0 else value
+        return results
 
     # -- the steps ----------------------------------------------------------------------------
 
@@ -259,7 +265,9 @@ class Trainer:
             fused = self._fusable(ol.loss, node)
             prediction = node.ctx["z"] if fused else autodiff.value_of(out)
             target, prediction = ol.loss._check(target, prediction)
-            value = float(ol.loss.value(target, prediction, logits=fused, **kwargs))
+            # reduction=None gives per-sample values: Keras reports their mean and
+            # differentiates their sum.
+            value = float(np.mean(ol.loss.value(target, prediction, logits=fused, **kwargs)))
             total += value if ol.weight is None else value * ol.weight
             if ol.tracker is not None:
                 ol.tracker.update_state(value, len(prediction))
@@ -281,13 +289,19 @@ class Trainer:
 
     @staticmethod
     def _fusable(loss, node):
+        """Whether the loss can take the logits of the output's final softmax (a categorical
+        cross-entropy over the last axis) or sigmoid (a binary cross-entropy): exact, and
+        finite where probabilities underflow."""
         if node is None or node.layer is None or not isinstance(node.ctx, dict) \
-                or "z" not in node.ctx or not getattr(loss, "fuses_softmax", False) \
-                or getattr(loss, "from_logits", True):
+                or "z" not in node.ctx or getattr(loss, "from_logits", True) \
+                or getattr(node.layer, "channels_first", False):
             return False
-        activation = node.layer.activation
-        return isinstance(activation, activations.Softmax) and activation.axis in (
-            -1, node.ctx["z"].ndim - 1) and not getattr(node.layer, "channels_first", False)
+        activation, last = node.layer.activation, node.ctx["z"].ndim - 1
+        if isinstance(activation, activations.Sigmoid):
+            return getattr(loss, "fuses_sigmoid", False)
+        return (isinstance(activation, activations.Softmax) and activation.axis in (-1, last)
+                and getattr(loss, "fuses_softmax", False)
+                and getattr(loss, "axis", -1) in (-1, last))
 
     def train_step(self, data):
         """One forward, loss, backward and optimizer update on a batch; returns the logs."""
@@ -312,10 +326,7 @@ class Trainer:
                 loss += float(v.regularizer(v.value))
                 grad = grad + v.regularizer.gradient(v.value)
             grads.append(grad)
-        self.optimizer.apply(grads, variables)
-        for v in variables:
-            if v.constraint is not None:
-                v.assign(v.constraint(v.value))
+        self.optimizer.apply(grads, variables)  # and projects onto each variable's constraint
         for layer, ctx in tape.state_updates:
             layer._update_state(ctx)
         n = len(self._flat(x)[0])
@@ -403,7 +414,10 @@ class Trainer:
             + [history], self, {"epochs": epochs, "steps": adapter.num_batches,
                                 "verbose": verbose})
         self.stop_training = False
+        self._initial_epoch = None
         callback_list.on_train_begin()
+        # BackupAndRestore sets the epoch an interrupted fit resumes from.
+        initial_epoch = self._initial_epoch or initial_epoch
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()

@@ -155,7 +155,9 @@ def resume(out):
     train(model, 256, 0.0, RANK_BATCH, [hvd.callbacks.BroadcastGlobalVariablesCallback(0)],
           epochs=1)
     if hvd.rank() == 1:
-        model.optimizer._slots, model.optimizer.iterations = None, 0
+        step, rate, *slots = model.optimizer.variables      # forget: step 0, empty moments
+        model.optimizer.set_weights([np.zeros_like(step), rate]
+                                    + [np.zeros_like(s) for s in slots])
         model.set_weights([w + 1 for w in model.get_weights()])
     history, evaluation = train(model, 256, 0.0, RANK_BATCH,
                                 [hvd.callbacks.BroadcastGlobalVariablesCallback(0)], epochs=1)

@@ -436,7 +436,7 @@ class Layer:
                 object.__setattr__(self, "_last_ctx", (ctx, np.shape(outputs)))
             self._losses.clear()
             if self.activity_regularizer is not None:
-                self._losses.append(float(self.activity_regularizer(outputs)))
+                self._losses.append(float(penalty(self.activity_regularizer, outputs)))
             return outputs
         variables = self.trainable_weights
         needs_input = [autodiff.needs_grad(x) for x in items]
@@ -768,10 +768,14 @@ def _serialize(obj):
 
 
 def penalty(regularizer, x):
-    """regularizer(x) as a scalar; on the tape (with its gradient) when x is a traced tensor."""
-    value = np.asarray(regularizer(autodiff.value_of(x)), dtype=autodiff.value_of(x).dtype)
+    """An activity regularizer's penalty on outputs x, divided by the batch size as Keras 3
+    does; on the tape (with its gradient) when x is a traced tensor."""
+    from .. import regularizers
+    values = autodiff.value_of(x)
+    value, grad = regularizers.activity_penalty(regularizer, values)
 
     def vjp(g, needs):
-        return (g * regularizer.gradient(autodiff.value_of(x)),)
+        return (g * grad,)
 
-    return autodiff.record(value, (x,), vjp, "activity_regularizer")
+    return autodiff.record(np.asarray(value, dtype=values.dtype), (x,), vjp,
+                           "activity_regularizer")
