@@ -17,6 +17,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
 from ._core import linalg as _linalg
+from ._core import norm as _norm
 from ._core import pool as _pool
 from ._core import threads as _threads
 from .utils import conv_output_length, same_padding
@@ -335,6 +336,238 @@ def relu_backward(y, grad_y, name="relu"):
                             np.ascontiguousarray(grad_y).reshape(-1), grad_z.reshape(-1),
                             get_num_threads())
     return grad_z
+
+
+# ----------------------------------------------------------------------------- normalization
+
+# Rows of a (rows, channels) reduction block: this many bytes, so that a block, reduced
+# twice (its sum, then its squared deviations), is read from memory once and stays in
+# a core's L1 cache between the two.
+NORM_BLOCK_BYTES = 32 << 10
+
+
+def _norm_block_rows(channels, itemsize):
+    """Rows per block: a function of the shape alone, so the sums are too."""
+    return max(1, NORM_BLOCK_BYTES // (channels * itemsize))
+
+
+def _channel_rows(x, dtype, name, arg="input"):
+    """`x` (any shape (..., C), at least 2-D) as a C-contiguous (rows, C) array."""
+    array = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if array.ndim < 2:
+        raise ValueError(f"{name}: expected an {arg} of at least 2 dimensions (batch, ..., "
+                         f"channels), got shape {array.shape}")
+    array = as_batch(array, dtype, name, arg, ndim=array.ndim)
+    if array.shape[-1] < 1:
+        raise ValueError(f"{name}: {arg} of shape {array.shape} has no channels")
+    return array, array.reshape(-1, array.shape[-1])
+
+
+def _channel_vectors(name, channels, dtype, **vectors):
+    """Each given per-channel vector as a contiguous (channels,) array of `dtype`; None stays."""
+    checked = []
+    for arg, value in vectors.items():
+        if value is not None:
+            value = np.asarray(value)
+            if value.shape != (channels,) or value.dtype != dtype:
+                raise ValueError(f"{name}: {arg} must have shape ({channels},) and dtype "
+                                 f"{dtype}, got {value.shape} {value.dtype}")
+            value = np.ascontiguousarray(value)
+        checked.append(value)
+    return checked
+
+
+def _epsilon(epsilon, name):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating,
+                                                             np.integer)):
+        raise TypeError(f"{name}: epsilon must be a number, got {epsilon!r}")
+    if not epsilon >= 0:
+        raise ValueError(f"{name}: epsilon must be >= 0, got {epsilon!r}")
+    return float(epsilon)
+
+
+def _channel_sums(grad, relu_output=None, x=None, center=None):
+    """(sum of grad, sum of grad * (x - center) or None) over the rows, in float64,
+    reduced in fixed blocks in a fixed order."""
+    channels = grad.shape[1]
+    block_rows = _norm_block_rows(channels, grad.itemsize)
+    blocks = max(1, -(-grad.shape[0] // block_rows))
+    block_sums = np.empty((blocks, 2, channels))
+    grad_sum, grad_x_sum = np.empty(channels), np.empty(channels)
+    scratch = _scratch(blocks, 2 * channels, grad.dtype)
+    _norm.channel_gradient_sums(grad, relu_output, x, center, block_sums, grad_sum, grad_x_sum,
+                                scratch, block_rows, get_num_threads())
+    return grad_sum, (None if x is None else grad_x_sum)
+
+
+def _affine(rows, scale, shift, relu, out):
+    block_rows = _norm_block_rows(rows.shape[1], rows.itemsize)
+    _norm.channel_affine(rows, scale.astype(rows.dtype), shift.astype(rows.dtype),
+                         out.reshape(rows.shape), bool(relu), block_rows, get_num_threads())
+    return out
+
+
+def _relu_rows(relu_output, shape, dtype, name):
+    if relu_output is None:
+        return None
+    relu_output = np.asarray(relu_output)
+    if relu_output.shape != shape or relu_output.dtype != dtype:
+        raise ValueError(f"{name}: relu_output must have shape {shape} and dtype {dtype}, got "
+                         f"{relu_output.shape} {relu_output.dtype}")
+    return np.ascontiguousarray(relu_output).reshape(-1, shape[-1])
+
+
+def _grad_rows(grad_y, x, name):
+    grad_y, grad_rows = _channel_rows(grad_y, x.dtype, name, "output gradient")
+    if grad_y.shape != x.shape:
+        raise ValueError(f"{name}: output gradient has shape {grad_y.shape}, expected {x.shape}")
+    return grad_rows
+
+
+def batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, relu=False, dtype=None,
+                     name="batch_normalization"):
+    """Batch normalisation in training mode over the last axis of `x` (NHWC, or (N, C)):
+    (y, mean, variance, inv_std).
+
+    mean and the biased variance (sum of squared deviations / rows, as Keras' ``moments``,
+    which the moving variance is updated with too) are over all other axes, reduced in
+    fixed blocks merged in order (Chan et al.), so they do not depend on the thread count;
+    y = gamma * (x - mean) * inv_std + beta, inv_std = 1 / sqrt(variance + epsilon), and
+    max(y, 0) with ``relu``. gamma and beta are optional (Keras' ``scale`` and ``center``).
+    ``mean`` and ``inv_std`` are what ``batch_norm_train_backward`` needs. `x` is cast to
+    `dtype` (None: float32 and float64 stay, anything else becomes float32), and every
+    vector must have that dtype.
+    """
+    x, rows = _channel_rows(x, dtype, name)
+    channels = rows.shape[1]
+    gamma, beta = _channel_vectors(name, channels, x.dtype, gamma=gamma, beta=beta)
+    epsilon = _epsilon(epsilon, name)
+    if rows.shape[0] == 0:
+        raise ValueError(f"{name}: cannot take batch statistics of an empty input of shape "
+                         f"{x.shape}")
+    block_rows = _norm_block_rows(channels, x.itemsize)
+    blocks = -(-rows.shape[0] // block_rows)
+    block_stats = np.empty((2, blocks, channels))
+    mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
+    _norm.channel_moments(rows, block_stats[0], block_stats[1], mean, variance,
+                          _scratch(blocks, 3 * channels, x.dtype), block_rows,
+                          get_num_threads())
+    inv_std = 1 / np.sqrt(variance.astype(np.float64) + epsilon)
+    scale = inv_std if gamma is None else inv_std * gamma
+    shift = -mean * scale if beta is None else beta - mean * scale
+    y = _affine(rows, scale, shift, relu, np.empty_like(x))
+    return y, mean, variance, inv_std.astype(x.dtype)
+
+
+def batch_norm_train_backward(x, grad_y, mean, inv_std, gamma=None, relu_output=None,
+                              dtype=None, name="batch_normalization"):
+    """Gradients of batch_norm_train given its `mean` and `inv_std`:
+    (grad_x, grad_gamma, grad_beta) (the layer takes those of the weights it has).
+
+    grad_beta = sum(g), grad_gamma = sum(g * x_hat) with x_hat = (x - mean) * inv_std, and
+    grad_x = gamma * inv_std * (g - grad_beta/R - x_hat * grad_gamma/R) over R rows: the
+    statistics' own gradients included. With ``relu_output`` (y of
+    ``batch_norm_train(..., relu=True)``) g is grad_y through the ReLU's derivative,
+    applied on the fly. Sums in fixed blocks added in order, as in batch_norm_train.
+    """
+    x, rows = _channel_rows(x, dtype, name)
+    grad_rows = _grad_rows(grad_y, x, name)
+    channels = rows.shape[1]
+    mean, inv_std, gamma = _channel_vectors(name, channels, x.dtype, mean=mean, inv_std=inv_std,
+                                            gamma=gamma)
+    relu_rows = _relu_rows(relu_output, x.shape, x.dtype, name)
+    count = rows.shape[0]
+    if count == 0:
+        zeros = np.zeros(channels, x.dtype)
+        return np.empty_like(x), zeros, zeros.copy()
+    grad_sum, centered_sum = _channel_sums(grad_rows, relu_rows, rows, mean)
+    inv = inv_std.astype(np.float64)
+    grad_scale = inv if gamma is None else inv * gamma
+    x_scale = -grad_scale * inv * inv * centered_sum / count
+    offset = -grad_scale * grad_sum / count
+    grad_x = np.empty_like(x)
+    _norm.channel_affine_gradient(grad_rows, relu_rows, rows, mean, grad_scale.astype(x.dtype),
+                                  x_scale.astype(x.dtype), offset.astype(x.dtype),
+                                  grad_x.reshape(rows.shape),
+                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+    return grad_x, (centered_sum * inv).astype(x.dtype), grad_sum.astype(x.dtype)
+
+
+def _inference_affine(name, channels, dtype, gamma, beta, moving_mean, moving_variance,
+                      epsilon, statistics=("moving_mean", "moving_variance")):
+    """(scale, shift) in float64 of Keras' inference map, x * scale + shift with
+    scale = gamma / sqrt(moving_variance + epsilon), shift = beta - moving_mean * scale.
+    ``statistics`` names the two statistics in errors."""
+    gamma, beta, moving_mean, moving_variance = _channel_vectors(
+        name, channels, dtype, gamma=gamma, beta=beta,
+        **dict(zip(statistics, (moving_mean, moving_variance))))
+    if moving_mean is None or moving_variance is None:
+        raise ValueError(f"{name}: {' and '.join(statistics)} are required")
+    scale = 1 / np.sqrt(moving_variance.astype(np.float64) + _epsilon(epsilon, name))
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -moving_mean * scale
+    return scale, (shift if beta is None else shift + beta)
+
+
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3,
+                         relu=False, dtype=None, name="batch_normalization"):
+    """Batch normalisation in inference mode over the last axis: Keras'
+    (x - moving_mean) * gamma / sqrt(moving_variance + epsilon) + beta as one per-channel
+    scale and shift (then max(., 0) with ``relu``); gamma and beta may be None."""
+    x, rows = _channel_rows(x, dtype, name)
+    scale, shift = _inference_affine(name, rows.shape[1], x.dtype, gamma, beta, moving_mean,
+                                     moving_variance, epsilon)
+    return _affine(rows, scale, shift, relu, np.empty_like(x))
+
+
+def batch_norm_inference_backward(x, grad_y, gamma, moving_mean, moving_variance,
+                                  epsilon=1e-3, need_parameter_grads=True, relu_output=None,
+                                  dtype=None, name="batch_normalization"):
+    """Gradients of batch_norm_inference: (grad_x, grad_gamma, grad_beta), the last two
+    None unless ``need_parameter_grads`` (a frozen layer needs only grad_x).
+
+    The moving statistics are constants here: grad_x = g * gamma / sqrt(moving_variance +
+    epsilon), grad_beta = sum(g), grad_gamma = sum(g * (x - moving_mean)) / sqrt(...), with
+    g = grad_y through the ReLU's derivative when ``relu_output`` is given. `x` is read
+    only for grad_gamma."""
+    x, rows = _channel_rows(x, dtype, name)
+    grad_rows = _grad_rows(grad_y, x, name)
+    channels = rows.shape[1]
+    scale, _ = _inference_affine(name, channels, x.dtype, gamma, None, moving_mean,
+                                 moving_variance, epsilon)
+    relu_rows = _relu_rows(relu_output, x.shape, x.dtype, name)
+    grad_x = np.empty_like(x)
+    _norm.channel_affine_gradient(grad_rows, relu_rows, None, None, scale.astype(x.dtype), None,
+                                  np.zeros(channels, x.dtype), grad_x.reshape(rows.shape),
+                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+    if not need_parameter_grads:
+        return grad_x, None, None
+    grad_sum, centered_sum = _channel_sums(grad_rows, relu_rows, rows,
+                                           np.ascontiguousarray(moving_mean))
+    inv = 1 / np.sqrt(np.asarray(moving_variance, np.float64) + epsilon)
+    return grad_x, (centered_sum * inv).astype(x.dtype), grad_sum.astype(x.dtype)
+
+
+def fold_batch_norm(kernel, bias, gamma, beta, mean, variance, epsilon=1e-3,
+                    name="batch_normalization"):
+    """(kernel, bias) of one layer equal to that layer followed by inference-mode batch
+    normalisation with these statistics: kernel * scale and (bias - mean) * scale + beta,
+    scale = gamma / sqrt(variance + epsilon), over the kernel's last axis (its output
+    channels: Conv2D's and Dense's; a DepthwiseConv2D kernel (kh, kw, C, M) folds as
+    kernel.reshape(kh, kw, 1, C*M)). bias, gamma and beta may be None (no bias, Keras'
+    scale=False and center=False). Computed in float64, returned in the kernel's dtype."""
+    kernel = np.asarray(kernel)
+    dtype = float_dtype(kernel.dtype, name)
+    if kernel.ndim < 1:
+        raise ValueError(f"{name}: kernel must have an output-channel axis, got shape "
+                         f"{kernel.shape}")
+    channels = kernel.shape[-1]
+    scale, shift = _inference_affine(name, channels, dtype, gamma, beta, mean, variance,
+                                     epsilon, ("mean", "variance"))
+    bias, = _channel_vectors(name, channels, dtype, bias=bias)
+    folded_bias = shift if bias is None else shift + bias * scale
+    return (kernel * scale).astype(dtype), folded_bias.astype(dtype)
 
 
 # ----------------------------------------------------------------------------- matrix products

@@ -25,3 +25,16 @@ def threads():
     before = convnet.get_num_threads()
     yield
     convnet.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def keras_ops():
+    """Keras 3's keras.ops as a reference, on a backend that runs here (torch; the numpy
+    backend needs jax), or skip."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    try:
+        keras.ops.convert_to_numpy(keras.ops.moments(np.zeros((2, 1), np.float32), [0]))
+    except Exception as error:  # a backend whose library is not installed
+        pytest.skip(f"keras.ops does not run here: {error}")
+    return keras.ops

@@ -129,3 +129,33 @@ def avg_pool2d_backward(x_shape, grad_y, k, s, padding, ceil_mode=False,
         gx[:, max(r0, 0):min(r0 + k[0], h), max(c0, 0):min(c0 + k[1], w)] += \
             grad_y[:, i, j][:, None, None, :] / d
     return gx
+
+
+def batch_norm_train(x, gamma, beta, epsilon):
+    """Per-channel (last axis) batch statistics and the normalised output, in float64."""
+    x = x.astype(np.float64)
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    variance = ((x - mean) ** 2).mean(axis=axes)
+    x_hat = (x - mean) / np.sqrt(variance + epsilon)
+    return gamma * x_hat + beta, mean, variance
+
+
+def batch_norm_train_backward(x, grad_y, gamma, epsilon):
+    """The chain rule through the batch statistics, one stage at a time:
+    y = gamma * x_hat + beta, x_hat = (x - mean) / sqrt(var + eps), var and mean of x."""
+    x, g = x.astype(np.float64), grad_y.astype(np.float64)
+    axes = tuple(range(x.ndim - 1))
+    count = x.size // x.shape[-1]
+    mean = x.mean(axis=axes)
+    centered = x - mean
+    variance = (centered ** 2).mean(axis=axes)
+    std = np.sqrt(variance + epsilon)
+    x_hat = centered / std
+    grad_gamma = (g * x_hat).sum(axis=axes)
+    grad_beta = g.sum(axis=axes)
+    grad_x_hat = g * gamma
+    grad_variance = (grad_x_hat * centered).sum(axis=axes) * -0.5 / std ** 3
+    grad_mean = -(grad_x_hat / std).sum(axis=axes) + grad_variance * -2 * centered.mean(axis=axes)
+    grad_x = grad_x_hat / std + grad_variance * 2 * centered / count + grad_mean / count
+    return grad_x, grad_gamma, grad_beta

@@ -38,6 +38,29 @@ BAD_OPS = {
     "ReLU output of wrong dtype": (lambda: kernels.conv2d_backward(
         X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 4))),
         ValueError, "relu_output"),
+    "batch norm of a vector": (lambda: kernels.batch_norm_train(np.zeros(5)), ValueError,
+                               "at least 2 dimensions"),
+    "batch norm gamma of wrong size": (lambda: kernels.batch_norm_train(
+        X, np.ones(4, np.float32)), ValueError, r"gamma must have shape \(3,\)"),
+    "batch norm beta of wrong dtype": (lambda: kernels.batch_norm_train(X, None, np.zeros(3)),
+                                       ValueError, "beta .* float32"),
+    "batch norm negative epsilon": (lambda: kernels.batch_norm_train(X, epsilon=-1),
+                                    ValueError, "epsilon"),
+    "batch norm string epsilon": (lambda: kernels.batch_norm_train(X, epsilon="small"),
+                                  TypeError, "epsilon"),
+    "batch norm of an empty batch": (lambda: kernels.batch_norm_train(X[:0]), ValueError,
+                                     "empty"),
+    "batch norm gradient of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X[:1], np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        "output gradient"),
+    "batch norm ReLU output of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X, np.zeros(3, np.float32), np.ones(3, np.float32), relu_output=X[:1]), ValueError,
+        "relu_output"),
+    "batch norm inference without moving variance": (lambda: kernels.batch_norm_inference(
+        X, None, None, np.zeros(3, np.float32), None), ValueError, "moving_variance"),
+    "fold of mismatched statistics": (lambda: kernels.fold_batch_norm(
+        W, None, None, None, np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        r": mean must have shape \(4,\)"),
     "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
