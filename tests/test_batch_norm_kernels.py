@@ -237,3 +237,16 @@ def test_fold_batch_norm_equals_conv_then_batch_norm(rng, dtype):
     np.testing.assert_allclose(kernels.conv2d(x, folded_kernel, folded_bias, 1, "same"), want,
                                **TOLERANCE[dtype])
 
+
+def test_fold_batch_norm_into_depthwise_kernel(rng):
+    x = rng.standard_normal((2, 5, 5, 3))
+    kernel = rng.standard_normal((3, 3, 3, 2))
+    gamma, beta = rng.standard_normal(6), rng.standard_normal(6)
+    mean, var = rng.standard_normal(6), rng.random(6) + 0.1
+    pad = ((0, 0), (0, 0))
+    want = ((ref.depthwise_conv2d(x, kernel, None, (1, 1), pad, (1, 1)) - mean) * gamma
+            / np.sqrt(var + 1e-3) + beta)
+    folded, bias = kernels.fold_batch_norm(kernel.reshape(3, 3, 1, 6), None, gamma, beta, mean,
+                                           var)
+    np.testing.assert_allclose(kernels.depthwise_conv2d(x, folded.reshape(kernel.shape), bias),
+                               want)
