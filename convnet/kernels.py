@@ -655,8 +655,11 @@ def batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, relu=False, dtype=N
     (y, mean, variance, inv_std).
 
     mean and the biased variance (sum of squared deviations / rows, as Keras' ``moments``,
-    which the moving variance is updated with too) are over all other axes, reduced in
-    fixed blocks merged in order (Chan et al.), so they do not depend on the thread count;
+    which the moving variance is updated with too; PyTorch updates its running variance
+    with the unbiased one) are over all other axes, reduced in fixed blocks merged in order
+    (Chan et al.), so they do not depend on the thread count. Keras' numpy and torch
+    backends compute the same variance as E[x^2] - E[x]^2, which loses its digits when the
+    mean is large against the spread; here it keeps them.
     y = gamma * (x - mean) * inv_std + beta, inv_std = 1 / sqrt(variance + epsilon), and
     max(y, 0) with ``relu``. gamma and beta are optional (Keras' ``scale`` and ``center``).
     ``mean`` and ``inv_std`` are what ``batch_norm_train_backward`` needs. `x` is cast to
