@@ -44,6 +44,64 @@ BAD_OPS = {
     "ReLU output of wrong dtype": (lambda: kernels.conv2d_backward(
         X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 4))),
         ValueError, "relu_output"),
+    "groups not dividing the filters": (lambda: kernels.conv2d(
+        np.zeros((1, 8, 8, 6), np.float32), np.zeros((3, 3, 2, 4), np.float32), groups=3),
+        ValueError, "groups=3 must divide the kernel's 4 filters"),
+    "channels not matching groups": (lambda: kernels.conv2d(
+        np.zeros((1, 8, 8, 5), np.float32), np.zeros((3, 3, 2, 6), np.float32), groups=3),
+        ValueError, r"5 channels .* expects 6 \(2 per group x groups=3\)"),
+    "zero groups": (lambda: kernels.conv2d(X, W, groups=0), ValueError, "groups must be >= 1"),
+    "float groups": (lambda: kernels.conv2d(X, W, groups=1.5), TypeError, "groups"),
+    "input_shape of 3 numbers": (lambda: kernels.conv2d_backward_input(
+        np.zeros((2, 6, 6, 4), np.float32), W, (8, 8, 3)), TypeError, "input_shape"),
+    "input gradient of wrong shape": (lambda: kernels.conv2d_backward_input(
+        np.zeros((2, 5, 6, 4), np.float32), W, X.shape), ValueError, "output gradient"),
+    "depthwise kernel of wrong channels": (lambda: kernels.depthwise_conv2d(
+        X, np.zeros((3, 3, 4, 2), np.float32)), ValueError, "3 channels"),
+    "depthwise bias of in_channels only": (lambda: kernels.depthwise_conv2d(
+        X, np.zeros((3, 3, 3, 2), np.float32), np.zeros(3, np.float32)), ValueError,
+        r"bias must have shape \(6,\)"),
+    "depthwise 3-D kernel": (lambda: kernels.depthwise_conv2d(X, np.zeros((3, 3, 3))),
+                             ValueError, "depth_multiplier"),
+    "depthwise gradient of wrong shape": (lambda: kernels.depthwise_conv2d_backward(
+        X, np.zeros((3, 3, 3, 1), np.float32), np.zeros((2, 6, 6, 2), np.float32)),
+        ValueError, "output gradient"),
+    "transpose with explicit padding": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 4, 3), np.float32), padding=1), ValueError, "'valid' or 'same'"),
+    "transpose output_padding not below strides": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 4, 3), np.float32), strides=2, output_padding=2), ValueError,
+        "output_padding"),
+    "transpose kernel of wrong input channels": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 3, 4), np.float32)), ValueError, "expects 4"),
+    "transpose with an empty output": (lambda: kernels.conv2d_transpose(
+        np.zeros((1, 1, 1, 3), np.float32), np.zeros((2, 2, 4, 3), np.float32), None, 1, "same", 0),
+        ValueError, "empty output"),
+    "transpose gradient of wrong shape": (lambda: kernels.conv2d_transpose_backward(
+        X, np.zeros((3, 3, 4, 3), np.float32), np.zeros((2, 8, 8, 4), np.float32)),
+        ValueError, "output gradient"),
+    "batch norm of a vector": (lambda: kernels.batch_norm_train(np.zeros(5)), ValueError,
+                               "at least 2 dimensions"),
+    "batch norm gamma of wrong size": (lambda: kernels.batch_norm_train(
+        X, np.ones(4, np.float32)), ValueError, r"gamma must have shape \(3,\)"),
+    "batch norm beta of wrong dtype": (lambda: kernels.batch_norm_train(X, None, np.zeros(3)),
+                                       ValueError, "beta .* float32"),
+    "batch norm negative epsilon": (lambda: kernels.batch_norm_train(X, epsilon=-1),
+                                    ValueError, "epsilon"),
+    "batch norm string epsilon": (lambda: kernels.batch_norm_train(X, epsilon="small"),
+                                  TypeError, "epsilon"),
+    "batch norm of an empty batch": (lambda: kernels.batch_norm_train(X[:0]), ValueError,
+                                     "empty"),
+    "batch norm gradient of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X[:1], np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        "output gradient"),
+    "batch norm ReLU output of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X, np.zeros(3, np.float32), np.ones(3, np.float32), relu_output=X[:1]), ValueError,
+        "relu_output"),
+    "batch norm inference without moving variance": (lambda: kernels.batch_norm_inference(
+        X, None, None, np.zeros(3, np.float32), None), ValueError, "moving_variance"),
+    "fold of mismatched statistics": (lambda: kernels.fold_batch_norm(
+        W, None, None, None, np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        r": mean must have shape \(4,\)"),
     "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
