@@ -13,6 +13,7 @@ ops), ``ops.numpy``, ``ops.nn``, ``ops.core``, ``ops.math``, ``ops.linalg``
 and ``ops.image``. The compiled kernels and their validation live in
 ``convnet.kernels``; the ops that need them (conv, max_pool, ...) call it.
 """
+import builtins as _builtins
 import inspect as _inspect
 
 import numpy as _np
@@ -97,7 +98,7 @@ def _numpy_ufunc(ufunc, method, inputs, kwargs):
     from ..variables import Variable
     outs = kwargs.get("out") or ()
     targets = list(outs) + ([inputs[0]] if method == "at" else [])
-    if any(isinstance(t, (Tensor, Variable)) for t in targets):
+    if _builtins.any(isinstance(t, (Tensor, Variable)) for t in targets):
         raise TypeError(f"numpy.{ufunc.__name__} cannot write into a traced tensor or a "
                         f"Variable in place: the tape keeps the tensor for the backward pass, "
                         f"so its gradient would be wrong (use the result instead, or "

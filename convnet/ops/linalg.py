@@ -65,16 +65,9 @@ def solve(a, b):
 
 
 def _triangular_solve(m, rhs, lower):
-    from scipy import linalg
-    if m.ndim == 2:
-        return linalg.solve_triangular(m, rhs, lower=lower)
-    batch = np.broadcast_shapes(m.shape[:-2], rhs.shape[:-2])
-    m = np.broadcast_to(m, batch + m.shape[-2:])
-    rhs = np.broadcast_to(rhs, batch + rhs.shape[-2:])
-    out = np.empty(rhs.shape, np.result_type(m, rhs))
-    for index in np.ndindex(batch):
-        out[index] = linalg.solve_triangular(m[index], rhs[index], lower=lower)
-    return out
+    """Solve with the lower (or upper) triangle of m, batched. NumPy's batched solve on the
+    masked triangle: SciPy's solve_triangular takes one matrix at a time."""
+    return np.linalg.solve(np.tril(m) if lower else np.triu(m), rhs)
 
 
 @keras_op

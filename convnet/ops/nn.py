@@ -227,8 +227,11 @@ def log_softmax(x, axis=-1):
 
 @keras_op
 def sparsemax(x, axis=-1):
-    """The Euclidean projection of x onto the simplex along `axis` (Martins & Astudillo);
-    its gradient is g minus its mean over the support, on the support."""
+    """The Euclidean projection of x onto the simplex along `axis` (Martins & Astudillo):
+    the threshold is (sum of the k largest - 1) / k over the support. Keras 3.15 sums the
+    support's partial sums instead, which sums to 1 only when the support is one element;
+    convnet follows the paper (and Keras' docstring). The gradient is g minus its mean over
+    the support, on the support."""
     def forward(a):
         ordered = -np.sort(-a, axis=axis)
         cumulative = np.cumsum(ordered, axis=axis)

@@ -1505,6 +1505,9 @@ def bincount(x, weights=None, minlength=0, sparse=False):
 
 @keras_op
 def histogram(x, bins=10, range=None):  # noqa: A002 - Keras' name
+    """(counts, bin edges) of a 1-D tensor (not differentiable)."""
+    if len(_shape(x)) != 1:
+        raise ValueError(f"histogram: the input must be 1-D, got shape {_shape(x)}")
     return _not_differentiable("histogram", lambda v: np.histogram(v, bins=bins, range=range),
                                x, values=(convert(x),))
 
@@ -1595,11 +1598,11 @@ def matmul(x1, x2):
         a, b = values
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
+        g2 = np.asarray(g)
         if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+            g2 = g2[..., None]
+        if a.ndim == 1:
+            g2 = g2[..., None, :]
         ga = gb = None
         if needs[0]:
             ga = g2 @ np.swapaxes(b2, -1, -2)
@@ -1795,15 +1798,14 @@ def correlate(x1, x2, mode="valid"):
     n, m = _shape(a)[0], _shape(v)[0]
     if n == 0 or m == 0:
         raise ValueError("correlate: the inputs must not be empty")
-    # full[k] = sum_i a[i] v[i - k + m - 1]: sum the outer product along its diagonals.
+    # full[k] = sum_i a[i] v[i - k + m - 1]: sum the outer product along its diagonals; the
+    # other modes keep its middle (of the longer input's length for "same").
     products = outer(a, v)
     rows, cols = np.indices((n, m))
     from .math import segment_sum
     full = segment_sum(reshape(products, (-1,)), (rows - cols + m - 1).reshape(-1),
                        num_segments=n + m - 1)
-    if n < m:
-        full = flip(full, axis=0)
-        n, m = m, n
+    n, m = _builtin_max(n, m), _builtin_min(n, m)
     if mode == "full":
         return full
     if mode == "valid":

@@ -178,6 +178,8 @@ def _decode(x):
         return [_decode(v) for v in x]
     if not isinstance(x, dict):
         return x
+    if not x:
+        return {}
     if set(x) == {"__tensor__"} and isinstance(x["__tensor__"], int):
         return _Slot(x["__tensor__"])
     if set(x) == {"__ellipsis__"}:
