@@ -51,6 +51,7 @@ def image_data_format():
 
 def set_image_data_format(data_format):
     global _IMAGE_DATA_FORMAT
+    data_format = str(data_format).lower()
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"set_image_data_format: expected 'channels_last' or 'channels_first', "
                          f"got {data_format!r}")
@@ -215,7 +216,7 @@ def is_tensor(x):
 
 def shape(x):
     """The shape of `x` as a tuple (None for unknown sizes of a symbolic tensor)."""
-    return tuple(x.shape)
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
 def get_uid(prefix=""):
@@ -224,8 +225,12 @@ def get_uid(prefix=""):
     return next(counter)
 
 
-def clear_session():
-    """Forget the layer-name counters, so new layers are named as in a fresh session."""
+def clear_session(free_memory=True):
+    """Forget the layer-name counters, so new layers are named as in a fresh session; with
+    ``free_memory`` also run Python's garbage collector, as Keras does."""
     from .layers import base
     _uids.clear()
     base._name_counts.clear()
+    if free_memory:
+        import gc
+        gc.collect()

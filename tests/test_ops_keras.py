@@ -194,7 +194,7 @@ SCRIPT = textwrap.dedent(r'''
 def test_ops_match_keras_3():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": root,
-           "OMP_NUM_THREADS": "1", "CONVNET_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                             env=env, timeout=600, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -15,15 +15,18 @@ from ._base import apply, convert, keras_op, numpy_dtype, reduce_to
 
 @keras_op
 def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
-    """x as a tensor: a traced Tensor stays one (cast if asked), a Variable gives its value
-    (on the tape while one records), anything else becomes an array of `dtype` or of
-    Keras' type for the data (int32 for Python ints, floatx for Python floats)."""
+    """x as a tensor: a traced Tensor stays one (cast if asked); a Variable gives its value
+    array, or, while a tape records, stays the Variable so that what is computed from it is
+    recorded; anything else becomes an array of `dtype` or of Keras' type for the data
+    (int32 for Python ints, floatx for Python floats)."""
     if sparse:
         raise ValueError("convert_to_tensor: sparse=True is not supported (convnet has no "
                          "sparse tensors)")
     if ragged:
         raise ValueError("convert_to_tensor: ragged=True is not supported (convnet has no "
                          "ragged tensors)")
+    if isinstance(x, Variable) and current_tape() is None:
+        return convert(x, dtype)
     if isinstance(x, (Tensor, Variable)):
         return x if dtype is None or numpy_dtype(dtype) == x.dtype else cast(x, dtype)
     return convert(x, dtype)
