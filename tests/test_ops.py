@@ -11,6 +11,7 @@ from scipy import special
 import convnet as keras
 from convnet import backend, layers, ops
 from convnet.autodiff import GradientTape, Tensor, value_of
+from convnet.graph import KerasTensor
 from convnet.utils import numerical_gradient
 from convnet.variables import Variable
 
@@ -1208,3 +1209,141 @@ def test_operation_loading_accepts_only_public_ops():
     for name in ("os.system", "_base.apply", "convert_to_numpy", "numpy.sum.__globals__"):
         with pytest.raises(ValueError, match="unknown op"):
             Operation.from_config({"op": name, "args": [], "kwargs": {}})
+
+
+SYMBOLIC = {**{f"unary {k}": (fn, x) for k, (fn, x) in UNARY.items()},
+            **{f"shape {k}": (fn, X3) for k, fn in SHAPE_OPS.items()
+               if k not in ("get_item mask", "unstack")},
+            **{f"reduction {k}": ((lambda op: lambda x: op(x, axis=1))(op), X3)
+               for k, (op, _) in REDUCTIONS.items()},
+            "conv": (lambda x: ops.conv(x, np.ones((2, 2, 2, 3))), normal(2, 4, 5, 2)),
+            "resize": (lambda x: ops.image.resize(x, (3, 7)), normal(2, 4, 5, 2)),
+            "norm": (lambda x: ops.norm(x, axis=(1, 2)), X3),
+            "inv": (ops.inv, normal(2, 3, 3) + 3 * np.eye(3)),
+            "moments": (lambda x: ops.moments(x, [1])[1], X3),
+            "split": (lambda x: ops.split(x, 2, axis=-1)[1], X3)}
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC))
+def test_every_op_builds_a_functional_model_with_the_eager_result(name):
+    fn, x = SYMBOLIC[name]
+    inputs = keras.Input(batch_shape=x.shape, dtype="float64")
+    outputs = fn(inputs)
+    assert isinstance(outputs, KerasTensor)
+    model = keras.Model(inputs, outputs)
+    expected = np.asarray(fn(x))
+    assert tuple(outputs.shape) == expected.shape
+    np.testing.assert_allclose(model(x), expected, rtol=1e-12)
+
+
+I1, I2 = np.array([[3, -2, 7], [0, 5, -8]]), np.array([2, 3, -4])
+F = np.array([[1.5, -0.0, np.nan], [np.inf, -np.inf, 2.5]])
+NOT_DIFFERENTIABLE = {
+    "equal": (lambda: ops.equal(I1, I2), lambda: np.equal(I1, I2)),
+    "not_equal": (lambda: ops.not_equal(I1, I2), lambda: I1 != I2),
+    "less": (lambda: ops.less(I1, I2), lambda: I1 < I2),
+    "less_equal": (lambda: ops.less_equal(I1, 2.5), lambda: I1 <= 2.5),
+    "greater": (lambda: ops.greater(A, ROW), lambda: A > ROW),
+    "greater_equal": (lambda: ops.greater_equal(A, 0), lambda: A >= 0),
+    "logical_and": (lambda: ops.logical_and(I1, I2 > 0), lambda: np.logical_and(I1, I2 > 0)),
+    "logical_or": (lambda: ops.logical_or(I1 > 0, I2 > 0), lambda: (I1 > 0) | (I2 > 0)),
+    "logical_xor": (lambda: ops.logical_xor(I1 > 0, I2 > 0), lambda: (I1 > 0) ^ (I2 > 0)),
+    "logical_not": (lambda: ops.logical_not(I1), lambda: np.logical_not(I1)),
+    "bitwise_and": (lambda: ops.bitwise_and(I1, I2), lambda: I1 & I2),
+    "bitwise_or": (lambda: ops.bitwise_or(I1, I2), lambda: I1 | I2),
+    "bitwise_xor": (lambda: ops.bitwise_xor(I1, I2), lambda: I1 ^ I2),
+    "bitwise_invert": (lambda: ops.bitwise_invert(I1), lambda: ~I1),
+    "bitwise_not": (lambda: ops.bitwise_not(I1), lambda: ~I1),
+    "left_shift": (lambda: ops.left_shift(I1, 2), lambda: I1 << 2),
+    "bitwise_left_shift": (lambda: ops.bitwise_left_shift(I1, abs(I2)), lambda: I1 << abs(I2)),
+    "right_shift": (lambda: ops.right_shift(I1, 1), lambda: I1 >> 1),
+    "bitwise_right_shift": (lambda: ops.bitwise_right_shift(I1, abs(I2)),
+                            lambda: I1 >> abs(I2)),
+    "gcd": (lambda: ops.gcd(I1, I2), lambda: np.gcd(I1, I2)),
+    "lcm": (lambda: ops.lcm(I1, I2), lambda: np.lcm(I1, I2)),
+    "floor_divide": (lambda: ops.floor_divide(A, ROW), lambda: np.floor_divide(A, ROW)),
+    "isnan": (lambda: ops.isnan(F), lambda: np.isnan(F)),
+    "isinf": (lambda: ops.isinf(F), lambda: np.isinf(F)),
+    "isfinite": (lambda: ops.isfinite(F), lambda: np.isfinite(F)),
+    "isneginf": (lambda: ops.isneginf(F), lambda: np.isneginf(F)),
+    "isposinf": (lambda: ops.isposinf(F), lambda: np.isposinf(F)),
+    "isreal": (lambda: ops.isreal(F), lambda: np.isreal(F)),
+    "signbit": (lambda: ops.signbit(F), lambda: np.signbit(F)),
+    "isclose": (lambda: ops.isclose(A, A + 1e-9), lambda: np.isclose(A, A + 1e-9)),
+    "isin": (lambda: ops.isin(I1, I2), lambda: np.isin(I1, I2)),
+    "sign": (lambda: ops.sign(A), lambda: np.sign(A)),
+    "floor": (lambda: ops.floor(A), lambda: np.floor(A)),
+    "ceil": (lambda: ops.ceil(A), lambda: np.ceil(A)),
+    "trunc": (lambda: ops.trunc(A), lambda: np.trunc(A)),
+    "round": (lambda: ops.round(A * 10, -1), lambda: np.round(A * 10, -1)),
+    "argmin": (lambda: ops.argmin(X3, axis=1), lambda: np.argmin(X3, axis=1)),
+    "argsort": (lambda: ops.argsort(X3, axis=0), lambda: np.argsort(X3, axis=0)),
+    "nanargmin": (lambda: ops.nanargmin(NAN_X, axis=0), lambda: np.nanargmin(NAN_X, axis=0)),
+    "count_nonzero": (lambda: ops.count_nonzero(I1, axis=0), lambda: np.count_nonzero(I1, 0)),
+    "all": (lambda: ops.all(I1 > -9, axis=1), lambda: np.all(I1 > -9, axis=1)),
+    "any": (lambda: ops.any(I1 > 6), lambda: np.any(I1 > 6)),
+    "nonzero": (lambda: ops.nonzero(I1)[1], lambda: np.nonzero(I1)[1]),
+    "where one argument": (lambda: ops.where(I1 > 0)[0], lambda: np.where(I1 > 0)[0]),
+    "unique": (lambda: ops.unique(I1, return_inverse=True)[1].ravel(),
+               lambda: np.unique(I1, return_inverse=True)[1].ravel()),
+    "searchsorted": (lambda: ops.searchsorted(np.arange(5.0), A, side="right"),
+                     lambda: np.searchsorted(np.arange(5.0), A, side="right")),
+    "digitize": (lambda: ops.digitize(A, [-1.0, 0.0, 1.0]), lambda: np.digitize(A, [-1, 0, 1])),
+    "unravel_index": (lambda: ops.unravel_index(np.array([5, 7]), (3, 4))[1],
+                      lambda: np.unravel_index([5, 7], (3, 4))[1]),
+    "nextafter": (lambda: ops.nextafter(A, 5.0), lambda: np.nextafter(A, 5.0)),
+    "heaviside": (lambda: ops.heaviside(A, 0.5), lambda: np.heaviside(A, 0.5)),
+    "angle": (lambda: ops.angle(A), lambda: np.angle(A)),
+    "imag": (lambda: ops.imag(A), lambda: np.imag(A)),
+    "argpartition": (lambda: np.sort(ops.argpartition(I2, 1)[:1]),
+                     lambda: np.array([np.argmin(I2)])),
+    "matrix_rank": (lambda: ops.matrix_rank(np.outer(ROW, ROW)), lambda: 1),
+    "qr": (lambda: ops.qr(A.T)[1], lambda: np.linalg.qr(A.T)[1]),
+    "eig": (lambda: np.sort(ops.eig(spd(3) + 0 * np.eye(3))[0].real), lambda: None),
+    "lu_factor": (lambda: ops.lu_factor(spd(3))[1], lambda: None),
+    "pinv": (lambda: ops.pinv(A), lambda: np.linalg.pinv(A)),
+    "lstsq": (lambda: ops.lstsq(A.T, ROW), lambda: np.linalg.lstsq(A.T, ROW)[0]),
+    "view": (lambda: ops.view(np.ones(2, np.float32), "int32"),
+             lambda: np.ones(2, np.float32).view(np.int32)),
+    "view_as_real": (lambda: ops.view_as_real(np.array([1 + 2j])), lambda: [[1.0, 2.0]]),
+    "view_as_complex": (lambda: ops.view_as_complex(np.array([[1.0, 2.0]])),
+                        lambda: [1 + 2j]),
+    "polar": (lambda: ops.polar(np.array([2.0]), np.array([np.pi / 2])), lambda: [2j]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_DIFFERENTIABLE))
+def test_non_differentiable_op_forward(name):
+    call, reference = NOT_DIFFERENTIABLE[name]
+    expected = reference()
+    got = call()
+    if expected is not None:
+        np.testing.assert_allclose(np.asarray(got, dtype=np.result_type(got, np.float64)),
+                                   np.asarray(expected), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, dtype, shape", [
+    (lambda: ops.zeros((2, 3)), "float32", (2, 3)), (lambda: ops.ones(2, "int8"), "int8", (2,)),
+    (lambda: ops.empty((1, 2)), "float32", (1, 2)), (lambda: ops.eye(2, 3, 1), "float32", (2, 3)),
+    (lambda: ops.identity(3, "float64"), "float64", (3, 3)),
+    (lambda: ops.zeros_like(I1), "int64", (2, 3)),
+    (lambda: ops.full_like(I1, 2.5, "float16"), "float16", (2, 3)),
+    (lambda: ops.empty_like(A), "float64", (2, 3)), (lambda: ops.array([1, 2]), "int32", (2,)),
+    (lambda: ops.geomspace(1, 8, 4), "float32", (4,)), (lambda: ops.bartlett(4), "float32", (4,)),
+    (lambda: ops.blackman(4), "float32", (4,)), (lambda: ops.hamming(4), "float32", (4,)),
+])
+def test_creation_ops(make, dtype, shape):
+    out = make()
+    assert out.dtype == dtype and out.shape == shape
+
+
+def test_aliases_and_queries():
+    assert ops.abs is ops.absolute and ops.conj is ops.conjugate and ops.swish is ops.silu
+    assert ops.true_divide is ops.divide and ops.hard_swish is ops.hard_silu
+    assert ops.get_item(A, 1).tolist() == A[1].tolist()
+    assert ops.shape(keras.Input((3, None))) == (None, 3, None)
+    assert ops.size(A) == 6 and ops.ndim(X3) == 3 and ops.dtype(I1) == "int64"
+    assert ops.is_tensor(A) and not ops.is_tensor([1.0])
+    assert ops.allclose(A, A + 1e-9) and ops.allclose(np.nan, np.nan, equal_nan=True)
+    assert ops.switch(5, [lambda x: x, lambda x: -x], 2.0) == -2.0
+    assert ops.vectorize(lambda v: v + 1)(np.arange(3)).tolist() == [1, 2, 3]
