@@ -253,11 +253,13 @@ def _add(grads, key, index, n_outputs, g):
     slot[index] = g if slot[index] is None else slot[index] + g
 
 
-def backpropagate(roots, seeds, replace=None):
+def backpropagate(roots, seeds, replace=None, sources=None):
     """Gradients of sum(seed . root) for every Variable reached: {id(variable): (variable, grad)}.
 
     ``replace`` maps a node to a function used instead of its vjp (the training loop
     uses it to hand the gradient of a softmax's logits straight to the layer below).
+    ``sources``, if given, are the variables whose gradients are wanted: only they are
+    checked for a gradient lost at an op that has none.
     """
     order = _topological(roots)
     grads, variable_grads = {}, {}
@@ -284,11 +286,11 @@ def backpropagate(roots, seeds, replace=None):
                 entry = variable_grads.get(id(x))
                 variable_grads[id(x)] = (x, g if entry is None else entry[1] + g)
     if cut:
-        _refuse_lost_gradients(cut, variable_grads)
+        _refuse_lost_gradients(cut, variable_grads, sources)
     return variable_grads
 
 
-def _refuse_lost_gradients(cut, variable_grads):
+def _refuse_lost_gradients(cut, variable_grads, sources=None):
     """A gradient reached ops that have none. Where a trainable variable behind such an op
     got no gradient from any other path, training it would silently use zeros: raise,
     naming the op nearest that variable (``stop_gradient`` asks for a zero on purpose)."""
@@ -302,7 +304,8 @@ def _refuse_lost_gradients(cut, variable_grads):
                 if id(x.node) not in seen:
                     seen.add(id(x.node))
                     stack.append((x.node, x.node if x.node.vjp is None else nearest_cut))
-            elif id(x) not in variable_grads:
+            elif id(x) not in variable_grads and (sources is None or
+                                                  any(x is v for v in sources)):
                 raise TypeError(
                     f"no gradient reaches {getattr(x, 'path', 'a variable')}: the loss depends "
                     f"on it only through {nearest_cut.name}, which is not differentiable (its "
@@ -339,7 +342,7 @@ class GradientTape:
         """d target / d each source (a Variable): a list in the order of `sources`."""
         seed = (np.ones_like(value_of(target)) if output_gradients is None
                 else np.asarray(value_of(output_gradients)))
-        found = backpropagate([target], [seed])
+        found = backpropagate([target], [seed], sources=sources)
         return [_grad_or_zeros(found, v) for v in sources]
 
 

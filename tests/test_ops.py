@@ -930,7 +930,8 @@ def test_resize_bilinear_matches_half_pixel_interpolation():
                                                           ("nearest", False, (5, 6)),
                                                           ("bilinear", True, (2, 2))])
 def test_resize_gradient(interpolation, antialias, size):
-    check_gradient(lambda v: ops.image.resize(v, size, interpolation, antialias), normal(2, 3, 4, 2))
+    check_gradient(lambda v: ops.image.resize(v, size, interpolation, antialias),
+                   normal(2, 3, 4, 2))
 
 
 def test_resize_to_aspect_ratio():
@@ -1347,3 +1348,16 @@ def test_aliases_and_queries():
     assert ops.allclose(A, A + 1e-9) and ops.allclose(np.nan, np.nan, equal_nan=True)
     assert ops.switch(5, [lambda x: x, lambda x: -x], 2.0) == -2.0
     assert ops.vectorize(lambda v: v + 1)(np.arange(3)).tolist() == [1, 2, 3]
+
+
+def test_a_gradient_lost_at_argmax_is_refused_only_for_the_variables_asked_for():
+    teacher = Variable(normal(3, 4), dtype="float64", name="teacher")
+    student = Variable(normal(3, 4), dtype="float64", name="student")
+    x = normal(5, 3)
+    with GradientTape() as tape:
+        targets = ops.one_hot(ops.argmax(ops.matmul(x, teacher), axis=-1), 4, dtype="float64")
+        loss = ops.mean(ops.categorical_crossentropy(targets, ops.matmul(x, student),
+                                                     from_logits=True))
+    assert tape.gradient(loss, [student])[0].shape == (3, 4)
+    with pytest.raises(TypeError, match="teacher.*only through argmax"):
+        tape.gradient(loss, [student, teacher])

@@ -3,9 +3,9 @@ arrays through keras.ops (PyTorch backend; Keras' NumPy backend needs JAX) give 
 numbers, and backend.result_type agrees with Keras' promotion table. Left out where the
 backends of Keras disagree among themselves: bicubic and Lanczos resizing (PyTorch's cubic
 kernel differs from JAX's; PyTorch has no Lanczos), argmax of -0.0, average pooling with
-uneven "same" padding, Gaussian blurs (PyTorch's matches none of the others), cross products of 3x3 matrices, and
-sparsemax (Keras 3.15's threshold sums the support's partial sums; convnet's is the
-paper's, which sums to 1).
+uneven "same" padding, Gaussian blurs (PyTorch's matches none of the others), cross
+products of 3x3 matrices, and sparsemax (Keras 3.15's threshold sums the support's partial
+sums; convnet's is the paper's, which sums to 1).
 
 Keras runs in a subprocess so its backend choice and import time stay out of the other
 tests. Keras' JAX-compatible backends turn 64-bit results into 32 bits where convnet

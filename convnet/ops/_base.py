@@ -27,9 +27,8 @@ import functools
 import numpy as np
 
 from .. import backend
-from ..autodiff import Tensor, current_tape, needs_grad, record, unbroadcast, value_of
+from ..autodiff import current_tape, needs_grad, record, unbroadcast, value_of
 from ..graph import KerasTensor, flatten
-from ..variables import Variable
 
 
 # ----------------------------------------------------------------------------- dispatch

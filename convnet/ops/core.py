@@ -181,17 +181,19 @@ def scatter_update(inputs, indices, updates, reduction=None):
 
 @keras_op
 def unstack(x, num=None, axis=0):
-    """The slices of x along `axis`, as a list."""
-    from .numpy import get_item
-    n = shape(x)[axis]
+    """The slices of x along `axis`, as a list (one op: the gradient stacks them back)."""
+    a = convert(x)
+    n = a.shape[axis]
     if num is not None and num != n:
-        raise ValueError(f"unstack: num={num} does not match the size {n} of axis {axis}")
-    index = [builtins.slice(None)] * len(shape(x))
-    pieces = []
-    for i in range(n):
-        index[axis] = i
-        pieces.append(get_item(x, tuple(index)))
-    return pieces
+        raise ValueError(f"unstack: num={num} does not match the size {n} of axis {axis} "
+                         f"(shape {a.shape})")
+
+    def vjp(g, values, out, needs):
+        grads = g if isinstance(g, list) else [g]
+        return (np.stack([np.zeros(o.shape, o.dtype) if gi is None else gi
+                          for gi, o in zip(grads, out)], axis=axis),)
+    return list(apply("unstack", lambda v: tuple(np.moveaxis(v, axis, 0)), vjp, x,
+                      values=(a,)))
 
 
 # ----------------------------------------------------------------------------- control flow

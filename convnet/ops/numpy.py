@@ -8,7 +8,6 @@ gradient rule, ``_gather_vjp``: the op is run once more on the elements'
 indices, and the gradient is added back to where each element came from.
 """
 import builtins
-import math as _math
 
 import numpy as np
 
