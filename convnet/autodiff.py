@@ -185,9 +185,15 @@ class Node:
         return f"<Node {self.name}>"
 
 
+_variable_class = None
+
+
 def _is_variable(x):
-    from .variables import Variable
-    return isinstance(x, Variable)
+    global _variable_class
+    if _variable_class is None:
+        from .variables import Variable  # it imports this module
+        _variable_class = Variable
+    return isinstance(x, _variable_class)
 
 
 def needs_grad(x):

@@ -84,6 +84,21 @@ def standardize_dtype(dtype):
     dtypes; None is floatx(). Anything else is a ValueError."""
     if dtype is None:
         return floatx()
+    try:
+        # Keyed with the type too: np.dtype("float64") == float, yet they name different types.
+        key = (type(dtype), dtype)
+        name = _standardized.get(key)
+    except TypeError:  # unhashable
+        return _standardize(dtype)
+    if name is None:
+        name = _standardized[key] = _standardize(dtype)
+    return name
+
+
+_standardized = {}
+
+
+def _standardize(dtype):
     if isinstance(dtype, str):
         dtype = "int32" if dtype == "int" else dtype
     elif any(dtype is python_type for python_type in _PYTHON_DTYPES):

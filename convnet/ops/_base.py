@@ -34,14 +34,21 @@ from ..graph import KerasTensor, flatten
 # ----------------------------------------------------------------------------- dispatch
 
 def is_symbolic(structure):
-    return any(isinstance(x, KerasTensor) for x in flatten(structure))
+    """Whether a (nested) structure holds a symbolic tensor."""
+    if isinstance(structure, KerasTensor):
+        return True
+    if isinstance(structure, (list, tuple)):
+        return any(is_symbolic(x) for x in structure)
+    if isinstance(structure, dict):
+        return any(is_symbolic(x) for x in structure.values())
+    return False
 
 
 def keras_op(fn):
     """Make `fn` a public op: on symbolic tensors it becomes a graph node (an Operation)."""
     @functools.wraps(fn)
     def op(*args, **kwargs):
-        if is_symbolic((args, kwargs)):
+        if is_symbolic(args) or kwargs and is_symbolic(kwargs):
             from .operation import symbolic_call
             return symbolic_call(op, args, kwargs)
         return fn(*args, **kwargs)
@@ -108,11 +115,19 @@ def dtype_key(x):
 
 def numpy_dtype(dtype):
     """A Keras dtype name as a NumPy dtype; the few Keras types NumPy lacks are refused."""
+    if isinstance(dtype, np.dtype):
+        return dtype
     name = backend.standardize_dtype(dtype)
-    if name in ("bfloat16", "string") or name.startswith("float8"):
-        raise TypeError(f"dtype {name!r}: convnet computes with NumPy, which has no {name} "
-                        f"arrays; use float16, float32 or float64")
-    return np.dtype(name)
+    found = _NUMPY_DTYPES.get(name)
+    if found is None:
+        if name in ("bfloat16", "string") or name.startswith("float8"):
+            raise TypeError(f"dtype {name!r}: convnet computes with NumPy, which has no {name} "
+                            f"arrays; use float16, float32 or float64")
+        found = _NUMPY_DTYPES[name] = np.dtype(name)
+    return found
+
+
+_NUMPY_DTYPES = {}
 
 
 def optional_dtype(dtype):
@@ -141,8 +156,19 @@ def convert(x, dtype=None):
 def promote(*xs, extra=()):
     """The operands' values cast to their Keras result dtype (plus ``extra`` dtypes, e.g.
     ``float`` for an op whose result is always floating)."""
-    dtype = np.dtype(backend.result_type(*(dtype_key(x) for x in xs), *extra))
-    return tuple(convert(x, dtype) for x in xs)
+    values = tuple(value_of(x) for x in xs)
+    first = values[0]
+    if isinstance(first, np.ndarray) and (not extra or first.dtype.kind == "f"):
+        # The common case, arrays of one dtype (or an array and a Python number of its
+        # kind): nothing to promote.
+        kind = first.dtype.kind
+        if all(isinstance(v, np.ndarray) and v.dtype == first.dtype or
+               kind == "f" and isinstance(v, (int, float)) and not isinstance(v, bool)
+               for v in values[1:]):
+            return tuple(v if isinstance(v, np.ndarray) else np.asarray(v, first.dtype)
+                         for v in values)
+    dtype = numpy_dtype(backend.result_type(*(dtype_key(x) for x in values), *extra))
+    return tuple(convert(x, dtype) for x in values)
 
 
 def float_value(x):
