@@ -83,7 +83,10 @@ def saturate_cast(x, dtype):
 def stop_gradient(variable):
     """Its value, as a constant: no gradient flows back through it (a zero gradient, on
     purpose). While a tape records, a traced value comes back as an untraced Tensor."""
-    value = value_of(variable)
+    if isinstance(variable, Variable):  # its value now, not the storage the optimizer updates
+        value = variable.numpy()
+    else:
+        value = value_of(variable)
     if isinstance(variable, (Tensor, Variable)) and current_tape() is not None:
         return Tensor(value)
     return value
