@@ -306,9 +306,10 @@ class Trainer:
     def train_step(self, data):
         """One forward, loss, backward and optimizer update on a batch; returns the logs."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        variables = self.trainable_weights
         with autodiff.GradientTape() as tape:
             y_pred = self(x, training=True)
+            # After the call: a subclassed model makes its weights on its first call.
+            variables = self.trainable_weights
             if self._compute_loss_is_default():
                 loss, roots, seeds, replace = self._seeded_loss(y, y_pred, sample_weight)
             else:

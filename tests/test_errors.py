@@ -5,7 +5,7 @@ import pytest
 
 import convnet as keras
 import convnet.distributed as hvd
-from convnet import kernels, layers
+from convnet import kernels, layers, ops
 
 from conftest import needs_address_space, run_python
 
@@ -360,10 +360,84 @@ BAD_TRAINING = {
 }
 
 
+def _gradient_of(loss_fn):
+    """tape.gradient of loss_fn(v) for a trainable float64 Variable v."""
+    v = keras.Variable(np.arange(6.0).reshape(2, 3) - 2.5, dtype="float64", name="kernel")
+    with keras.GradientTape() as tape:
+        loss = loss_fn(v)
+    return tape.gradient(loss, [v])
+
+
+def _traced(action):
+    """action(t) on a value traced on the tape."""
+    v = keras.Variable(np.ones((2, 3)), dtype="float64")
+    with keras.GradientTape():
+        return action(ops.exp(v))
+
+
+def _fit_through_argmax():
+    inputs = keras.Input((3,))
+    outputs = ops.one_hot(ops.argmax(layers.Dense(4)(inputs), axis=-1), 4)
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    model.fit(np.ones((2, 3)), np.ones((2, 4)), verbose=0)
+
+
+def _write_in_place(t):
+    t[0, 0] = 1.0
+
+
+def _write_array_in_place(t):
+    np.asarray(t)[0, 0] = 1.0
+
+
+BAD_OP_CALLS = {
+    "loss only through argmax": (lambda: _gradient_of(lambda v: ops.mean(ops.cast(
+        ops.argmax(v, axis=1), "float64"))), TypeError, "kernel.*only through argmax"),
+    "loss only through a comparison": (lambda: _gradient_of(lambda v: ops.sum(ops.cast(
+        v > 0, "float64"))), TypeError, "only through greater"),
+    "loss only through round": (lambda: _gradient_of(lambda v: ops.sum(ops.round(v))),
+                                TypeError, "only through round.*stop_gradient"),
+    "fit through argmax": (_fit_through_argmax, TypeError, "only through argmax"),
+    "item write into a traced tensor": (lambda: _traced(_write_in_place), TypeError,
+                                        "made by exp.*in place"),
+    "write through np.asarray of a traced tensor": (lambda: _traced(_write_array_in_place),
+                                                    ValueError, "read-only"),
+    "ufunc out= a traced tensor": (lambda: _traced(lambda t: np.add(t, 1, out=t)), TypeError,
+                                   "numpy.add cannot write into a traced tensor"),
+    "numpy function with no op on a traced tensor": (lambda: _traced(np.gradient), TypeError,
+                                                     "numpy.gradient.*not recorded"),
+    "numpy function with no op on a symbolic tensor": (
+        lambda: np.gradient(keras.Input((3,))), TypeError, "numpy.gradient on a symbolic"),
+    "3-D convolution": (lambda: ops.conv(np.zeros((1, 4, 4, 4, 1)), np.zeros((2, 2, 2, 1, 1))),
+                        ValueError, "ops.conv: .*3-D"),
+    "3-D pooling": (lambda: ops.max_pool(np.zeros((1, 4, 4, 4, 1)), 2), ValueError,
+                    "ops.max_pool: .*3-D"),
+    "conv padding": (lambda: ops.conv(np.zeros((1, 4, 4, 1)), np.zeros((2, 2, 1, 1)),
+                                      padding="full"), ValueError, "ops.conv: padding"),
+    "conv channels": (lambda: ops.conv(np.zeros((1, 4, 4, 3)), np.zeros((2, 2, 2, 1))),
+                      ValueError, "ops.conv: the input's 3 channels"),
+    "unknown op in a model file": (lambda: ops.operation.Operation.from_config(
+        {"op": "os.system", "args": [], "kwargs": {}}), ValueError, "unknown op"),
+    "bfloat16 array": (lambda: ops.zeros((2,), "bfloat16"), TypeError, "no bfloat16"),
+    "unknown dtype": (lambda: ops.cast(np.ones(2), "float128"), ValueError, "Invalid dtype"),
+    "rot90 of a vector": (lambda: ops.rot90(np.ones(3)), ValueError, "rot90"),
+    "cross of 4-vectors": (lambda: ops.cross(np.ones(4), np.ones(4)), ValueError, "cross"),
+    "einsum operand count": (lambda: ops.einsum("ij,jk", np.ones((2, 2))), ValueError,
+                             "einsum"),
+    "crossentropy shapes": (lambda: ops.categorical_crossentropy(np.ones((2, 3)),
+                                                                 np.ones((2, 4))),
+                            ValueError, "categorical_crossentropy"),
+    "resize method": (lambda: ops.image.resize(np.ones((1, 4, 4, 1)), (2, 2), "area"),
+                      ValueError, "image.resize: interpolation"),
+}
+
+
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
                  **{f"layers: {case}": v for case, v in BAD_LAYERS.items()},
                  **{f"distributed: {case}": v for case, v in BAD_DISTRIBUTED.items()},
-                 **{f"training: {case}": v for case, v in BAD_TRAINING.items()}}
+                 **{f"training: {case}": v for case, v in BAD_TRAINING.items()},
+                 **{f"ops: {case}": v for case, v in BAD_OP_CALLS.items()}}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))

@@ -7,6 +7,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from ..ops.operation import Operation  # noqa: E402 - an op in a functional model
 
 Convolution2D = Conv2D
 
@@ -14,7 +15,7 @@ Convolution2D = Conv2D
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Operation)}
 
 
 def serialize(layer):
