@@ -58,9 +58,14 @@ def _factor_bounds(factor, arg, who, low, high, open_low=False):
     return max(-magnitude, low), magnitude
 
 
+def _plain(value):
+    """A number as a Python int or float (a NumPy scalar would not go into JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _config_value(value):
     """A factor as the user gave it, JSON-friendly (a tuple becomes a list)."""
-    return list(value) if isinstance(value, (tuple, list)) else value
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else _plain(value)
 
 
 def _value_range(value_range, who):
@@ -68,7 +73,7 @@ def _value_range(value_range, who):
             or not all(_is_number(v) and math.isfinite(v) for v in value_range)):
         raise ValueError(f"{who}: value_range must be a pair of finite numbers [low, high], "
                          f"got {value_range!r}")
-    return [float(v) if isinstance(v, float) else int(v) for v in value_range]
+    return [_plain(v) for v in value_range]
 
 
 def _check_seed(seed, who):
