@@ -114,10 +114,13 @@ cdef inline int pixel_taps(const double* t, double x, double y, Py_ssize_t H, Py
     wy1 = sy - fy
     wx0 = 1.0 - wx1
     wy0 = 1.0 - wy1
-    col0 = fixed_index(ix0, W, fill_mode)
-    col1 = fixed_index(ix0 + 1, W, fill_mode)
-    row0 = fixed_index(iy0, H, fill_mode)
-    row1 = fixed_index(iy0 + 1, H, fill_mode)
+    if 0 <= ix0 < W - 1 and 0 <= iy0 < H - 1:  # inside: no fill mode to apply
+        col0, col1, row0, row1 = ix0, ix0 + 1, iy0, iy0 + 1
+    else:
+        col0 = fixed_index(ix0, W, fill_mode)
+        col1 = fixed_index(ix0 + 1, W, fill_mode)
+        row0 = fixed_index(iy0, H, fill_mode)
+        row1 = fixed_index(iy0 + 1, H, fill_mode)
     count = add_tap(where, weight, count, row0, col0, W, wy0 * wx0)
     count = add_tap(where, weight, count, row0, col1, W, wy0 * wx1)
     count = add_tap(where, weight, count, row1, col0, W, wy1 * wx0)
@@ -129,28 +132,32 @@ cdef inline void sample_pixel(const floating* image, Py_ssize_t H, Py_ssize_t W,
                               Py_ssize_t C, const double* t, double x, double y,
                               int interpolation, int fill_mode, floating fill_value,
                               floating* dst) noexcept nogil:
-    """dst[c] = the weighted taps of output pixel (x, y), for every channel c."""
+    """dst[c] = the weighted taps of output pixel (x, y), for every channel c: the taps in
+    order, then the fill value's share. Each channel is summed in a register (summing into
+    dst would chain every tap through a store and a reload)."""
     cdef Py_ssize_t where[4]
     cdef double weight[4]
+    cdef const floating* src[4]
+    cdef floating w[4]
     cdef int count = pixel_taps(t, x, y, H, W, interpolation, fill_mode, where, weight)
-    cdef int tap
+    cdef int tap, inside = 0
     cdef Py_ssize_t c
-    cdef floating w
+    cdef floating total
     cdef floating filled = 0
-    cdef const floating* src
-    for c in range(C):
-        dst[c] = 0
     for tap in range(count):
-        w = <floating>weight[tap]
         if where[tap] < 0:
-            filled = filled + w
+            filled = filled + <floating>weight[tap]
         else:
-            src = image + where[tap] * C
-            for c in range(C):
-                dst[c] = dst[c] + w * src[c]
-    if filled != 0:
-        for c in range(C):
-            dst[c] = dst[c] + filled * fill_value
+            src[inside] = image + where[tap] * C
+            w[inside] = <floating>weight[tap]
+            inside = inside + 1
+    for c in range(C):
+        total = 0
+        for tap in range(inside):
+            total = total + w[tap] * src[tap][c]
+        if filled != 0:
+            total = total + filled * fill_value
+        dst[c] = total
 
 
 cdef inline void scatter_pixel(floating* image, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
