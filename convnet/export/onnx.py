@@ -562,7 +562,7 @@ def _emit_random_crop(layer, builder, inputs):
     hw = tuple(info.shape[axis] for axis in axes)
     if None in hw:
         raise _unknown_size_error(builder, info.shape, "RandomCrop's centred window")
-    top, left, rows, columns = layer._window(*hw, training=False)
+    top, left, rows, columns = layer.crop_window(*hw, training=False)
     cropping = ((top, hw[0] - top - rows), (left, hw[1] - left - columns))
     resized = (rows, columns) != (layer.height, layer.width)
     hint = f"{layer.name}/crop" if resized else layer.name

@@ -311,11 +311,13 @@ class RandomZoom(AffineLayer):
 
 class RandomCrop(RandomLayer):
     """Crops the batch to `height` x `width` at one random place in training, when the images
-    are larger on both axes. Otherwise (smaller or equal images, and at inference) it takes
-    the largest centred window of the target's aspect ratio and resizes it to height x width
-    (bilinear, half-pixel centres, edges clamped), as Keras documents. Keras 3.15's code
-    leaves images uncropped at inference (keras-team/keras#21868), which breaks the shape its
-    own compute_output_shape declares; convnet follows the documentation."""
+    are larger on both axes. Otherwise (images not larger, and at inference) it takes the
+    largest centred window of the target's aspect ratio and resizes it to height x width
+    (bilinear, half-pixel centres, edges clamped), as Keras documents and as Keras 2 did
+    (smart_resize). Keras 3.15's code differs on that path: at inference it returns the
+    images uncropped (keras-team/keras#21868), breaking the shape its compute_output_shape
+    declares, and in training it resizes a height x width slice from the window's corner
+    instead of the window; convnet follows the documentation."""
 
     identity_at_inference = False
 
@@ -330,8 +332,11 @@ class RandomCrop(RandomLayer):
     def _output_shape_nhwc(self, shape):
         return (shape[0], self.height, self.width, shape[3])
 
-    def _window(self, height, width, training):
-        """(top, left, rows, columns) of the crop, by Keras' arithmetic."""
+    def crop_window(self, height, width, training):
+        """(top, left, rows, columns) of the window a batch of height x width images is cut
+        to: a random one in training where the images are larger on both axes (Keras' strict
+        rule), else the largest centred window of the target's aspect ratio (the arithmetic
+        of Keras' smart_resize), which is then resized to height x width."""
         if training and height > self.height and width > self.width:
             top = int(self.generator.integers(0, height - self.height + 1))
             left = int(self.generator.integers(0, width - self.width + 1))
@@ -347,7 +352,7 @@ class RandomCrop(RandomLayer):
 
     def _augment_nhwc(self, x, training, ctx):
         n, height, width, channels = x.shape
-        top, left, rows, columns = self._window(height, width, training)
+        top, left, rows, columns = self.crop_window(height, width, training)
         ctx.update(input_shape=x.shape, window=(top, left, rows, columns))
         window = np.ascontiguousarray(x[:, top:top + rows, left:left + columns])
         if (rows, columns) == (self.height, self.width):
