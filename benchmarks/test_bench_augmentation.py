@@ -13,9 +13,9 @@ Run: pytest benchmarks/test_bench_augmentation.py --benchmark-only
 import numpy as np
 import pytest
 import scipy.ndimage
+from workloads import torch
 
 from convnet import kernels, layers
-from workloads import torch
 
 try:
     import torchvision.transforms.v2.functional as torchvision_functional
@@ -35,7 +35,7 @@ def _layer(layer_name):
 
 def _grid_sample(x):
     """resample(transforms) by affine_grid + grid_sample on channels_last tensors."""
-    n, h, w, _ = x.shape
+    h, w = x.shape[1:3]
     tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).contiguous(
         memory_format=torch.channels_last)
     # pixel (x, y) <-> grid_sample's normalised (2x + 1) / w - 1 (align_corners=False)
@@ -93,7 +93,7 @@ def test_augmentation_layer(benchmark, threads, layer_name, shape, implementatio
     x = np.random.default_rng(0).uniform(0, 1, SHAPES[shape]).astype(np.float32)
     layer = _layer(layer_name)
     if implementation == "convnet":
-        step = lambda: layer(x, training=True)   # noqa: E731
+        step = lambda: layer(x, training=True)
     elif implementation == "torchvision":
         if torchvision_functional is None:
             pytest.skip("torchvision is not installed")
@@ -105,7 +105,7 @@ def test_augmentation_layer(benchmark, threads, layer_name, shape, implementatio
         transforms = layer._transforms(*x.shape[:3])
         np.testing.assert_allclose(resample(transforms), kernels.affine_transform(
             x, transforms, "bilinear", "reflect"), atol=1e-4)
-        step = lambda: resample(layer._transforms(*x.shape[:3]))   # noqa: E731
+        step = lambda: resample(layer._transforms(*x.shape[:3]))
     workload = f"Random{layer_name.title()} {shape}"
     benchmark.group = f"{workload}, {threads} thr"
     benchmark.extra_info.update(workload=workload, implementation=implementation,

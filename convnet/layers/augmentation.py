@@ -351,7 +351,7 @@ class RandomCrop(RandomLayer):
         return np.array([sx, 0.0, 0.5 * sx - 0.5, 0.0, sy, 0.5 * sy - 0.5, 0.0, 0.0])
 
     def _augment_nhwc(self, x, training, ctx):
-        n, height, width, channels = x.shape
+        height, width = x.shape[1:3]
         top, left, rows, columns = self.crop_window(height, width, training)
         ctx.update(input_shape=x.shape, window=(top, left, rows, columns))
         window = np.ascontiguousarray(x[:, top:top + rows, left:left + columns])
