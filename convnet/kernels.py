@@ -530,6 +530,14 @@ def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_p
 #: Keras' names, in the order its errors list them
 AFFINE_INTERPOLATIONS = tuple(_image.INTERPOLATIONS)
 AFFINE_FILL_MODES = tuple(_image.FILL_MODES)
+# Each resampling thread gets at least this many output pixels (some 0.1 ms of work at
+# about 30 ns a pixel): starting and joining a thread costs more than a few hundred pixels.
+MIN_RESAMPLED_PIXELS_PER_THREAD = 4096
+
+
+def _resampling_threads(pixels, parts):
+    """Threads for `pixels` output pixels split into `parts` independent pieces."""
+    return max(1, min(get_num_threads(), parts, pixels // MIN_RESAMPLED_PIXELS_PER_THREAD))
 
 
 def _affine_setup(transforms, batch, interpolation, fill_mode, name):
@@ -580,8 +588,10 @@ def affine_transform(images, transforms, interpolation="bilinear", fill_mode="co
     out_hw = (images.shape[1:3] if output_size is None
               else as_int_tuple(output_size, 2, "output_size", name))
     out = np.empty((images.shape[0], *out_hw, images.shape[3]), dtype=images.dtype)
+    n, out_h, out_w, _ = out.shape
     _image.affine_transform_forward(images, transforms, out, interpolation, fill_mode,
-                                    float(fill_value), get_num_threads())
+                                    float(fill_value),
+                                    _resampling_threads(n * out_h * out_w, n * out_h))
     return out
 
 
@@ -599,6 +609,7 @@ def affine_transform_backward(grad_out, transforms, input_shape, interpolation="
     transforms, interpolation, fill_mode = _affine_setup(
         transforms, shape[0], interpolation, fill_mode, name)
     grad_images = np.empty(shape, dtype=grad_out.dtype)
+    n, out_h, out_w, _ = grad_out.shape
     _image.affine_transform_backward(grad_out, transforms, grad_images, interpolation,
-                                     fill_mode, get_num_threads())
+                                     fill_mode, _resampling_threads(n * out_h * out_w, n))
     return grad_images
