@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
 from ._core import depthwise as _depthwise
+from ._core import image as _image
 from ._core import linalg as _linalg
 from ._core import norm as _norm
 from ._core import pool as _pool
@@ -1078,3 +1079,93 @@ def global_max_pool2d(x, dtype=None, with_argmax=True, name="global_max_pooling2
 def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_pooling2d"):
     grad_out, shape = _global_pool_gradient(grad_out, input_shape, name)
     return max_pool2d_backward(grad_out, argmax, shape, name=name)
+
+
+# ----------------------------------------------------------------------------- resampling
+
+#: Keras' names, in the order its errors list them
+AFFINE_INTERPOLATIONS = tuple(_image.INTERPOLATIONS)
+AFFINE_FILL_MODES = tuple(_image.FILL_MODES)
+# Each resampling thread gets at least this many output pixels (some 0.1 ms of work at
+# about 30 ns a pixel): starting and joining a thread costs more than a few hundred pixels.
+MIN_RESAMPLED_PIXELS_PER_THREAD = 4096
+
+
+def _resampling_threads(pixels, parts):
+    """Threads for `pixels` output pixels split into `parts` independent pieces."""
+    return max(1, min(get_num_threads(), parts, pixels // MIN_RESAMPLED_PIXELS_PER_THREAD))
+
+
+def _affine_setup(transforms, batch, interpolation, fill_mode, name):
+    """Transforms as a C-contiguous float64 (batch, 8) array, and the kernel's mode codes."""
+    if interpolation not in _image.INTERPOLATIONS:
+        raise ValueError(f"{name}: interpolation must be one of {AFFINE_INTERPOLATIONS}, "
+                         f"got {interpolation!r}")
+    if fill_mode not in _image.FILL_MODES:
+        raise ValueError(f"{name}: fill_mode must be one of {AFFINE_FILL_MODES}, "
+                         f"got {fill_mode!r}")
+    array = np.asarray(transforms)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: transforms must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 8 or array.shape[0] not in (1, batch):
+        raise ValueError(f"{name}: transforms must have shape (8,), (1, 8) or ({batch}, 8) "
+                         f"for {batch} images, got {np.shape(transforms)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: transforms must be finite, got {array.tolist()}")
+    array = np.ascontiguousarray(np.broadcast_to(array, (batch, 8)), dtype=np.float64)
+    return array, _image.INTERPOLATIONS[interpolation], _image.FILL_MODES[fill_mode]
+
+
+def affine_transform(images, transforms, interpolation="bilinear", fill_mode="constant",
+                     fill_value=0.0, output_size=None, name="affine_transform"):
+    """Keras' ``ops.image.affine_transform`` on an NHWC batch.
+
+    A row [a0, a1, a2, b0, b1, b2, c0, c1] of `transforms` (one per image, or one for all)
+    maps each output pixel (x, y) = (column, row) to the input point
+    ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1, which is read with
+    `interpolation` ("nearest" rounds half to even, "bilinear") and, outside the image,
+    `fill_mode`: "constant" (`fill_value`), "nearest" (the edge), "reflect"
+    (d c b a | a b c d | d c b a), "wrap", or "mirror" (d c b | a b c d | c b a).
+    Keras' JAX, NumPy and torch backends ignore c0 and c1; here they act as in TensorFlow's,
+    and a pixel with k = 0 is `fill_value`.
+
+    The output is (N, *output_size, C), by default the input's size. Integer images are
+    cast to float32; float32 and float64 images stay as they are.
+    """
+    images = as_batch(images, None, name, arg="images")
+    _check_spatial(images.shape, name, arg="images")
+    transforms, interpolation, fill_mode = _affine_setup(
+        transforms, images.shape[0], interpolation, fill_mode, name)
+    if isinstance(fill_value, (bool, np.bool_)) or not isinstance(
+            fill_value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: fill_value must be a number, got {fill_value!r}")
+    out_hw = (images.shape[1:3] if output_size is None
+              else as_int_tuple(output_size, 2, "output_size", name))
+    out = np.empty((images.shape[0], *out_hw, images.shape[3]), dtype=images.dtype)
+    n, out_h, out_w, _ = out.shape
+    _image.affine_transform_forward(images, transforms, out, interpolation, fill_mode,
+                                    float(fill_value),
+                                    _resampling_threads(n * out_h * out_w, n * out_h))
+    return out
+
+
+def affine_transform_backward(grad_out, transforms, input_shape, interpolation="bilinear",
+                              fill_mode="constant", name="affine_transform"):
+    """Gradient of affine_transform with respect to its images of `input_shape`: each
+    output pixel's gradient added back to the cells it read, with the same weights."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 4 or grad_out.shape[0] != shape[0] or grad_out.shape[3] != shape[3]:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"images of shape {shape}")
+    _check_spatial(shape, name, arg="images")
+    _check_spatial(grad_out.shape, name, arg="output gradient")
+    transforms, interpolation, fill_mode = _affine_setup(
+        transforms, shape[0], interpolation, fill_mode, name)
+    grad_images = np.empty(shape, dtype=grad_out.dtype)
+    n, out_h, out_w, _ = grad_out.shape
+    _image.affine_transform_backward(grad_out, transforms, grad_images, interpolation,
+                                     fill_mode, _resampling_threads(n * out_h * out_w, n))
+    return grad_images

@@ -433,6 +433,78 @@ BAD_OP_CALLS = {
 }
 
 
+# The resampling kernel and the augmentation layers (layers/augmentation.py).
+T = [1, 0, 0, 0, 1, 0, 0, 0]
+BAD_OPS.update({
+    "affine_transform: unknown interpolation": (
+        lambda: kernels.affine_transform(X, T, interpolation="bicubic"), ValueError,
+        "interpolation must be one of"),
+    "affine_transform: unknown fill_mode": (
+        lambda: kernels.affine_transform(X, T, fill_mode="symmetric"), ValueError,
+        "fill_mode must be one of"),
+    "affine_transform: transform of 6 numbers": (
+        lambda: kernels.affine_transform(X, T[:6]), ValueError, r"shape \(8,\)"),
+    "affine_transform: one transform per image, wrong count": (
+        lambda: kernels.affine_transform(X, [T] * 3), ValueError, r"\(2, 8\) for 2 images"),
+    "affine_transform: NaN in a transform": (
+        lambda: kernels.affine_transform(X, [1, 0, np.nan, 0, 1, 0, 0, 0]), ValueError,
+        "finite"),
+    "affine_transform: string transform": (
+        lambda: kernels.affine_transform(X, ["1"] * 8), TypeError, "real numbers"),
+    "affine_transform: fill_value a string": (
+        lambda: kernels.affine_transform(X, T, fill_value="0"), TypeError, "fill_value"),
+    "affine_transform: zero output_size": (
+        lambda: kernels.affine_transform(X, T, output_size=(0, 3)), ValueError, "output_size"),
+    "affine_transform: 3-D images": (
+        lambda: kernels.affine_transform(X[0], T), ValueError, "4-D images"),
+    "affine_transform: empty width": (
+        lambda: kernels.affine_transform(np.zeros((1, 3, 0, 1)), T), ValueError, "empty"),
+    "affine_transform_backward: gradient of another batch": (
+        lambda: kernels.affine_transform_backward(np.zeros((3, 8, 8, 3)), T, X.shape),
+        ValueError, "does not match images"),
+})
+BAD_LAYERS.update({
+    "RandomFlip mode": (lambda: layers.RandomFlip("diagonal"), ValueError,
+                        "RandomFlip 'random_flip.*mode must be one of"),
+    "RandomFlip seed": (lambda: layers.RandomFlip(seed=-1), ValueError, "seed"),
+    "RandomFlip seed a float": (lambda: layers.RandomFlip(seed=1.5), ValueError, "seed"),
+    "RandomTranslation factor above 1": (lambda: layers.RandomTranslation(1.5, 0.1),
+                                         ValueError, "height_factor"),
+    "RandomTranslation factor of 3 numbers": (
+        lambda: layers.RandomTranslation(0.1, (0.1, 0.2, 0.3)), ValueError, "width_factor"),
+    "RandomTranslation factor a string": (lambda: layers.RandomTranslation("0.1", 0.1),
+                                          ValueError, "height_factor"),
+    "RandomTranslation fill_mode": (
+        lambda: layers.RandomTranslation(0.1, 0.1, fill_mode="mirror"), ValueError,
+        "RandomTranslation.*fill_mode must be one of"),
+    "RandomRotation interpolation": (
+        lambda: layers.RandomRotation(0.1, interpolation="bicubic"), ValueError,
+        "RandomRotation.*interpolation"),
+    "RandomRotation factor NaN": (lambda: layers.RandomRotation(float("nan")), ValueError,
+                                  "factor"),
+    "RandomRotation fill_value": (lambda: layers.RandomRotation(0.1, fill_value=None),
+                                  TypeError, "fill_value"),
+    "RandomZoom factor -1": (lambda: layers.RandomZoom(-1.0), ValueError,
+                             r"RandomZoom.*height_factor.*\(-1"),
+    "RandomZoom width_factor": (lambda: layers.RandomZoom(0.1, (0.2, -1)), ValueError,
+                                "width_factor"),
+    "RandomCrop height 0": (lambda: layers.RandomCrop(0, 3), ValueError,
+                            "RandomCrop.*height must be a positive int"),
+    "RandomCrop width a float": (lambda: layers.RandomCrop(3, 2.5), ValueError, "width"),
+    "RandomContrast negative factor": (lambda: layers.RandomContrast(-0.2), ValueError,
+                                       r"RandomContrast.*factor.*\[0.0, 1.0\]"),
+    "RandomContrast reversed value_range": (
+        lambda: layers.RandomContrast(0.2, value_range=(255, 0)), ValueError, "low <= high"),
+    "RandomBrightness value_range of 3": (
+        lambda: layers.RandomBrightness(0.2, value_range=(0, 1, 2)), ValueError,
+        "value_range"),
+    "RandomBrightness factor above 1": (lambda: layers.RandomBrightness(1.2), ValueError,
+                                        "factor"),
+    "RandomFlip on 3-D images": (lambda: layers.RandomFlip()(np.zeros((4, 4, 3))),
+                                 ValueError, "RandomFlip 'random_flip.*4-D"),
+})
+
+
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
                  **{f"layers: {case}": v for case, v in BAD_LAYERS.items()},
                  **{f"distributed: {case}": v for case, v in BAD_DISTRIBUTED.items()},

@@ -1,4 +1,6 @@
 """Keras-named layers; every one implements the Layer interface of layers/base.py."""
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                           RandomRotation, RandomTranslation, RandomZoom)
 from .base import Layer
 from .convolutional import Conv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
@@ -21,6 +23,12 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
 def serialize(layer):
     """{"class_name", "config"} of a layer (or a nested model)."""
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+# The data augmentation layers (layers/augmentation.py).
+LAYER_CLASSES.update({cls.__name__: cls for cls in (
+    RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomCrop, RandomContrast,
+    RandomBrightness)})
 
 
 __all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",
