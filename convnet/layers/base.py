@@ -119,7 +119,10 @@ class Layer:
         self._trainable = bool(trainable)
         self.autocast = bool(autocast)
         self.activity_regularizer = _get_regularizer(activity_regularizer)
-        self.built = False
+        # Keras builds a layer that has no weights to make when it is constructed, so that
+        # count_params() works at once (and the layer takes any input its arithmetic
+        # allows): a built-in layer whose class keeps Layer.build makes no weights.
+        self.built = self._is_builtin and type(self).build is Layer.build
         self.input_shape = None
         # Keras lets the first layer of a Sequential carry input_shape=(h, w, c).
         if input_dim is not None:
@@ -423,7 +426,7 @@ class Layer:
                 object.__setattr__(self, "_last_ctx", (ctx, np.shape(outputs)))
             self._losses.clear()
             if self.activity_regularizer is not None:
-                self._losses.append(float(self.activity_regularizer(outputs)))
+                self._losses.append(float(penalty(self.activity_regularizer, outputs)))
             return outputs
         variables = self.trainable_weights
         needs_input = [autodiff.needs_grad(x) for x in items]
@@ -755,10 +758,15 @@ def _serialize(obj):
 
 
 def penalty(regularizer, x):
-    """regularizer(x) as a scalar; on the tape (with its gradient) when x is a traced tensor."""
-    value = np.asarray(regularizer(autodiff.value_of(x)), dtype=autodiff.value_of(x).dtype)
+    """An activity regularizer's penalty on the outputs x, as a scalar; on the tape (with its
+    gradient) when x is a traced tensor. Keras 3 divides it by the batch size (the first
+    axis; an empty batch gives 0), so its strength does not depend on how data is batched."""
+    outputs = autodiff.value_of(x)
+    batch = outputs.shape[0] if outputs.ndim else 1
+    scale = outputs.dtype.type(1 / batch if batch else 0)
+    value = np.asarray(regularizer(outputs) * scale, dtype=outputs.dtype)
 
     def vjp(g, needs):
-        return (g * regularizer.gradient(autodiff.value_of(x)),)
+        return (g * scale * regularizer.gradient(outputs),)
 
     return autodiff.record(value, (x,), vjp, "activity_regularizer")
