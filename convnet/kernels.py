@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 from ._core import conv as _conv
 from ._core import linalg as _linalg
 from ._core import pool as _pool
+from ._core import resize as _resize
 from ._core import threads as _threads
 from .utils import conv_output_length, same_padding
 
@@ -522,3 +523,64 @@ def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_p
     grad_out = as_batch(grad_out, None, name, arg="output gradient", ndim=2)
     n, _, _, c = (int(v) for v in input_shape)
     return max_pool2d_backward(grad_out.reshape(n, 1, 1, c), argmax, input_shape, name=name)
+
+
+# ----------------------------------------------------------------------------- resizing
+
+def _bilinear_taps(in_size, out_size, dtype):
+    """Keras' bilinear sampling of `in_size` cells at `out_size` points, one axis: for each
+    output cell the two input cells it reads and the weight of the second.
+
+    Half-pixel centres, ``src = (dst + 0.5) * in_size / out_size - 0.5``, clamped into the
+    input, computed in `dtype` as PyTorch does (Keras' torch backend calls it; TensorFlow's
+    resize makes the same weights).
+    """
+    dtype = np.dtype(dtype)
+    one_half = dtype.type(0.5)
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    source = np.maximum(scale * (np.arange(out_size, dtype=dtype) + one_half) - one_half,
+                        dtype.type(0))
+    first = np.minimum(np.floor(source).astype(np.intp), in_size - 1)
+    frac = np.clip(source - first.astype(dtype), 0, 1).astype(dtype)
+    second = np.minimum(first + 1, in_size - 1)
+    return first, second, frac
+
+
+def _resize_size(size, name):
+    return as_int_tuple(size, 2, "size", name)
+
+
+def resize_bilinear(x, size, dtype=None, name="resize"):
+    """Keras' bilinear resize of NHWC `x` to `size` = (height, width): half-pixel centres,
+    no antialiasing (Keras' default), edges clamped. Returns (N, height, width, C)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    out_h, out_w = _resize_size(size, name)
+    out = np.empty((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
+    _resize.resize_bilinear_forward(x, out, *_bilinear_taps(x.shape[1], out_h, x.dtype),
+                                    *_bilinear_taps(x.shape[2], out_w, x.dtype),
+                                    get_num_threads())
+    return out
+
+
+def resize_bilinear_backward(grad_out, input_shape, name="resize"):
+    """Gradient of resize_bilinear with respect to its input of `input_shape` (N, H, W, C)."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = tuple(input_shape)
+    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in shape):
+        raise ValueError(f"{name}: input_shape must be 4 ints (N, H, W, C), got {input_shape!r}")
+    n, h, w, channels = (int(v) for v in shape)
+    _check_spatial((n, h, w, channels), name, arg="input_shape")
+    if grad_out.shape[0] != n or grad_out.shape[3] != channels or min(grad_out.shape[1:3]) < 1:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"the input shape {shape}")
+    rows = _bilinear_taps(h, grad_out.shape[1], grad_out.dtype)
+    # The output rows reading input row ih form one run: row0 <= ih <= row1 (both sorted).
+    first_row = np.searchsorted(rows[1], np.arange(h), side="left").astype(np.intp)
+    end_row = np.searchsorted(rows[0], np.arange(h), side="right").astype(np.intp)
+    grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
+    _resize.resize_bilinear_backward(grad_out, grad_x, *rows, first_row, end_row,
+                                     *_bilinear_taps(w, grad_out.shape[2], grad_out.dtype),
+                                     get_num_threads())
+    return grad_x
