@@ -546,8 +546,20 @@ def _bilinear_taps(in_size, out_size, dtype):
     return first, second, frac
 
 
-def _resize_size(size, name):
-    return as_int_tuple(size, 2, "size", name)
+def _resize_gradient_setup(grad_out, input_shape, name):
+    """The output gradient of a resize as an array, and the input shape as 4 ints."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = tuple(input_shape)
+    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in shape):
+        raise ValueError(f"{name}: input_shape must be 4 ints (N, H, W, C), got {input_shape!r}")
+    shape = tuple(int(v) for v in shape)
+    _check_spatial(shape, name, arg="input_shape")
+    if grad_out.shape[0] != shape[0] or grad_out.shape[3] != shape[3] \
+            or min(grad_out.shape[1:3]) < 1:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"the input shape {shape}")
+    return grad_out, shape
 
 
 def resize_bilinear(x, size, dtype=None, name="resize"):
@@ -555,7 +567,7 @@ def resize_bilinear(x, size, dtype=None, name="resize"):
     no antialiasing (Keras' default), edges clamped. Returns (N, height, width, C)."""
     x = as_batch(x, dtype, name)
     _check_spatial(x.shape, name)
-    out_h, out_w = _resize_size(size, name)
+    out_h, out_w = as_int_tuple(size, 2, "size", name)
     out = np.empty((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
     _resize.resize_bilinear_forward(x, out, *_bilinear_taps(x.shape[1], out_h, x.dtype),
                                     *_bilinear_taps(x.shape[2], out_w, x.dtype),
@@ -565,16 +577,7 @@ def resize_bilinear(x, size, dtype=None, name="resize"):
 
 def resize_bilinear_backward(grad_out, input_shape, name="resize"):
     """Gradient of resize_bilinear with respect to its input of `input_shape` (N, H, W, C)."""
-    grad_out = as_batch(grad_out, None, name, arg="output gradient")
-    shape = tuple(input_shape)
-    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in shape):
-        raise ValueError(f"{name}: input_shape must be 4 ints (N, H, W, C), got {input_shape!r}")
-    n, h, w, channels = (int(v) for v in shape)
-    _check_spatial((n, h, w, channels), name, arg="input_shape")
-    if grad_out.shape[0] != n or grad_out.shape[3] != channels or min(grad_out.shape[1:3]) < 1:
-        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
-                         f"the input shape {shape}")
+    grad_out, (n, h, w, channels) = _resize_gradient_setup(grad_out, input_shape, name)
     rows = _bilinear_taps(h, grad_out.shape[1], grad_out.dtype)
     # The output rows reading input row ih form one run: row0 <= ih <= row1 (both sorted).
     first_row = np.searchsorted(rows[1], np.arange(h), side="left").astype(np.intp)
@@ -584,3 +587,44 @@ def resize_bilinear_backward(grad_out, input_shape, name="resize"):
                                      *_bilinear_taps(w, grad_out.shape[2], grad_out.dtype),
                                      get_num_threads())
     return grad_x
+
+
+def _nearest_taps(in_size, out_size, dtype):
+    """Keras' nearest sampling of `in_size` cells at `out_size` points, one axis:
+    ``min(floor((dst + 0.5) * in_size / out_size), in_size - 1)``, in `dtype` as PyTorch's
+    "nearest-exact" (which Keras' torch backend calls)."""
+    dtype = np.dtype(dtype)
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    source = np.floor((np.arange(out_size, dtype=dtype) + dtype.type(0.5)) * scale)
+    return np.minimum(source.astype(np.intp), in_size - 1)
+
+
+def resize_nearest(x, size, dtype=None, name="resize"):
+    """Keras' nearest-neighbour resize of NHWC `x` to `size` = (height, width)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    out_h, out_w = as_int_tuple(size, 2, "size", name)
+    rows = _nearest_taps(x.shape[1], out_h, x.dtype)
+    cols = _nearest_taps(x.shape[2], out_w, x.dtype)
+    return np.take(np.take(x, rows, axis=1), cols, axis=2)
+
+
+def _sum_runs(grad, taps, in_size, axis):
+    """Adjoint of np.take(x, taps, axis) for sorted taps: each input cell gets the sum of
+    the run of output cells that copied it, summed in order."""
+    cells, starts = np.unique(taps, return_index=True)
+    shape = list(grad.shape)
+    shape[axis] = in_size
+    out = np.zeros(shape, dtype=grad.dtype)
+    index = [slice(None)] * grad.ndim
+    index[axis] = cells
+    out[tuple(index)] = np.add.reduceat(grad, starts, axis=axis)
+    return out
+
+
+def resize_nearest_backward(grad_out, input_shape, name="resize"):
+    """Gradient of resize_nearest with respect to its input of `input_shape` (N, H, W, C)."""
+    grad_out, (_, h, w, _) = _resize_gradient_setup(grad_out, input_shape, name)
+    rows = _nearest_taps(h, grad_out.shape[1], grad_out.dtype)
+    cols = _nearest_taps(w, grad_out.shape[2], grad_out.dtype)
+    return _sum_runs(_sum_runs(grad_out, cols, w, 2), rows, h, 1)

@@ -19,7 +19,7 @@ DTYPES = [np.float32, np.float64]
 def taps(in_size, out_size, i):
     """The two cells output cell i reads, and their weights, by Keras' rule in float64."""
     source = max((i + 0.5) * in_size / out_size - 0.5, 0.0)
-    low = min(int(math.floor(source)), in_size - 1)
+    low = min(math.floor(source), in_size - 1)
     high = min(low + 1, in_size - 1)
     frac = min(source - low, 1.0)
     return (low, 1 - frac), (high, frac)

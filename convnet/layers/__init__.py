@@ -7,6 +7,18 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+from .advanced_activations import ELU, LeakyReLU, PReLU
+from .layer_normalization import LayerNormalization
+from .preprocessing import CenterCrop, Normalization, Rescaling, Resizing
+from .regularization import (ActivityRegularization, GaussianDropout, GaussianNoise,
+                             SpatialDropout2D)
+from .reshaping import Cropping2D, Identity, Permute, Reshape, UpSampling2D
+
+_MISC_LAYERS = (Reshape, Permute, UpSampling2D, Cropping2D, Identity, SpatialDropout2D,
+                GaussianNoise, GaussianDropout, ActivityRegularization, LeakyReLU, PReLU, ELU,
+                LayerNormalization, Normalization, Rescaling, Resizing, CenterCrop)
+# -- end of the issue 14 layers --
 
 Convolution2D = Conv2D
 
@@ -14,7 +26,7 @@ Convolution2D = Conv2D
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, *_MISC_LAYERS)}
 
 
 def serialize(layer):
