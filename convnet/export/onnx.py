@@ -688,6 +688,134 @@ register(layers_module.GlobalAveragePooling2D)(_emit_global_pooling2d("GlobalAve
 register(layers_module.GlobalMaxPooling2D)(_emit_global_pooling2d("GlobalMaxPool"))
 
 
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+
+# The identity at inference; an activity penalty only adds to the training loss.
+register(layers_module.Identity, layers_module.SpatialDropout2D, layers_module.GaussianNoise,
+         layers_module.GaussianDropout, layers_module.ActivityRegularization)(_emit_identity)
+register(layers_module.LeakyReLU)(_emit_activation_layer)
+
+
+@register(layers_module.Reshape)
+def _emit_reshape(layer, builder, inputs):
+    return [reshape(builder, inputs[0], layer.target_shape, layer.name)]
+
+
+@register(layers_module.Permute)
+def _emit_permute(layer, builder, inputs):
+    return [permute(builder, inputs[0], layer.dims, layer.name)]
+
+
+@register(layers_module.Cropping2D)
+def _emit_cropping2d(layer, builder, inputs):
+    return [crop2d(builder, inputs[0], layer.cropping, layer.data_format, layer.name)]
+
+
+@register(layers_module.UpSampling2D)
+def _emit_up_sampling2d(layer, builder, inputs):
+    return [upsample2d(builder, inputs[0], layer.size, layer.interpolation, layer.data_format,
+                       layer.name)]
+
+
+@register(layers_module.ELU)
+def _emit_elu_layer(layer, builder, inputs):
+    return [elu(builder, inputs[0], layer.alpha, layer.name)]
+
+
+@register(layers_module.PReLU)
+def _emit_prelu(layer, builder, inputs):
+    return [below_threshold(builder, inputs[0], layer.alpha.numpy(), 0, layer.name)]
+
+
+@register(layers_module.LayerNormalization)
+def _emit_layer_normalization(layer, builder, inputs):
+    if layer.rms_scaling:
+        raise ValueError(f"{builder.describe()}: rms_scaling=True (deprecated in Keras 3) has "
+                         f"no ONNX form in this exporter")
+    weights = [None if w is None else w.numpy() for w in (layer.gamma, layer.beta)]
+    return [layer_normalization(builder, inputs[0], layer.axis, *weights, layer.epsilon,
+                                layer.name)]
+
+
+@register(layers_module.Normalization)
+def _emit_normalization(layer, builder, inputs):
+    """The statistics as they are at export: (x - mean) / std, or mean + x * std."""
+    mean, std = layer._statistics()
+    if layer.invert:
+        scaled = with_constant(builder, "Mul", inputs[0], std, f"{layer.name}/scaled")
+        return [with_constant(builder, "Add", scaled, mean, layer.name)]
+    centered = with_constant(builder, "Sub", inputs[0], mean, f"{layer.name}/centered")
+    return [with_constant(builder, "Div", centered, std, layer.name)]
+
+
+@register(layers_module.Rescaling)
+def _emit_rescaling(layer, builder, inputs):
+    scaled = with_constant(builder, "Mul", inputs[0], layer._scale(), f"{layer.name}/scaled")
+    return [with_constant(builder, "Add", scaled, layer.offset, layer.name)]
+
+
+#: Resize's attributes for Keras' resize to a given size: half-pixel centres; "nearest"
+#: takes floor((dst + 0.5) * in / out), which is ONNX's half_pixel source rounded half up
+_RESIZE_TO_SIZE = {
+    "nearest": dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                    nearest_mode="round_prefer_ceil"),
+    "bilinear": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+}
+
+
+@register(layers_module.Resizing, layers_module.CenterCrop)
+def _emit_resampling(layer, builder, inputs):
+    """The layer's crop (Slice) or padding (Pad), worked out from the input's height and
+    width, then a Resize to (height, width) where the size changes."""
+    (x,) = inputs
+    info = builder.info[x]
+    axes = _spatial_axes(layer.data_format)
+    h, w = (info.shape[axis] for axis in axes)
+    if h is None or w is None:
+        raise _unknown_size_error(builder, info.shape, f"{type(layer).__name__}'s crop, "
+                                                       f"padding and resize")
+    box = layer._box(h, w)
+    shape = list(info.shape)
+    if box is not None:
+        if min(min(pair) for pair in box) >= 0:
+            x = crop2d(builder, x, box, layer.data_format, f"{layer.name}/crop")
+        else:
+            x = builder.stored(x, _nchw_order(layer.data_format))
+            (top, bottom), (left, right) = box
+            pads = builder.constant([0, 0, -top, -left, 0, 0, -bottom, -right],
+                                    f"{layer.name}/pads", np.int64)
+            fill = builder.constant(np.asarray(layer.fill_value, info.dtype),
+                                    f"{layer.name}/fill_value")
+            for axis, (before, after) in zip(axes, box):
+                shape[axis] -= before + after
+            x = builder.node("Pad", [x, pads, fill], f"{layer.name}/pad", shape,
+                             builder.info[x].order, info.dtype)
+    current = builder.info[x]
+    if tuple(current.shape[axis] for axis in axes) == (layer.height, layer.width):
+        return [builder.node("Identity", [x], layer.name, like=x)]
+    out_shape = list(current.shape)
+    out_shape[axes[0]], out_shape[axes[1]] = layer.height, layer.width
+    if info.dtype == np.float64:
+        raise ValueError(f"{builder.describe()}: ONNX Runtime has no float64 kernel for the "
+                         f"Resize operator this layer needs; export a float32 model instead "
+                         f"(build it with dtype='float32')")
+    # The batch keeps its size; "sizes" needs every axis, so the batch's is read off x.
+    stored_shape = builder.node("Shape", [x], f"{layer.name}/input_shape", (len(out_shape),),
+                                (0,), np.int64)
+    first = [builder.constant([i], f"{layer.name}/batch_{i}", np.int64) for i in (0, 1)]
+    batch = builder.node("Slice", [stored_shape, *first], f"{layer.name}/batch", (1,), (0,),
+                         np.int64)
+    rest = builder.constant([out_shape[axis] for axis in current.order[1:]],
+                            f"{layer.name}/sizes", np.int64)
+    sizes = builder.node("Concat", [batch, rest], f"{layer.name}/sizes", (len(out_shape),),
+                         (0,), np.int64, axis=0)
+    return [builder.node("Resize", [x, "", "", sizes], layer.name, tuple(out_shape),
+                         current.order, info.dtype, **_RESIZE_TO_SIZE[layer.interpolation])]
+
+
+# -- end of the issue 14 layers --
+
+
 # ----------------------------------------------------------------------------- activations
 
 #: activation class -> emit(activation, builder, x, hint) -> y, stored like x
