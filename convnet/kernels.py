@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
+from ._core import layer_norm as _layer_norm
 from ._core import linalg as _linalg
 from ._core import pool as _pool
 from ._core import resize as _resize
@@ -628,3 +629,72 @@ def resize_nearest_backward(grad_out, input_shape, name="resize"):
     rows = _nearest_taps(h, grad_out.shape[1], grad_out.dtype)
     cols = _nearest_taps(w, grad_out.shape[2], grad_out.dtype)
     return _sum_runs(_sum_runs(grad_out, cols, w, 2), rows, h, 1)
+
+
+# ----------------------------------------------------------------------------- layer normalization
+
+def _layer_norm_weights(gamma, beta, width, dtype, name):
+    """gamma and beta as (width,) arrays of `dtype`; ones and zeros where not given."""
+    out = []
+    for arg, value, default in (("gamma", gamma, 1), ("beta", beta, 0)):
+        if value is None:
+            out.append(np.full(width, default, dtype=dtype))
+            continue
+        value = np.asarray(value)
+        if value.shape != (width,) or value.dtype != dtype:
+            raise ValueError(f"{name}: {arg} must have shape ({width},) and dtype {dtype}, got "
+                             f"{value.shape} {value.dtype}")
+        out.append(np.ascontiguousarray(value))
+    return out
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, name="layer_normalization"):
+    """Keras' layer normalization of each row of the 2-D `x` (rows, M):
+    ``(x - mean) / sqrt(variance + epsilon) * gamma + beta``, gamma and beta (M,) or None.
+    Returns (y, mean, inv): the per-row mean and 1 / sqrt(variance + epsilon) are what
+    layer_norm_backward needs."""
+    x = as_batch(x, None, name, ndim=2)
+    if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon < 0:
+        raise ValueError(f"{name}: epsilon must be a finite number >= 0, got {epsilon!r}")
+    gamma, beta = _layer_norm_weights(gamma, beta, x.shape[1], x.dtype, name)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: cannot normalize rows of 0 values (input shape {x.shape})")
+    y = np.empty_like(x)
+    mean = np.empty(x.shape[0], dtype=x.dtype)
+    inv = np.empty(x.shape[0], dtype=x.dtype)
+    _layer_norm.layer_norm_forward(x, gamma, beta, float(epsilon), y, mean, inv,
+                                   get_num_threads())
+    return y, mean, inv
+
+
+def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
+                        name="layer_normalization"):
+    """Gradients of layer_norm: (grad_x or None, grad_gamma, grad_beta), from the forward
+    pass's input, mean and inv. The weight gradients are partial sums over fixed blocks of
+    rows, added in order, so they do not depend on the thread count."""
+    x = as_batch(x, None, name, ndim=2)
+    grad_out = as_batch(grad_out, x.dtype, name, arg="output gradient", ndim=2)
+    rows, width = x.shape
+    if grad_out.shape != x.shape:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"the input shape {x.shape}")
+    gamma = _layer_norm_weights(gamma, None, width, x.dtype, name)[0]
+    stats = []
+    for arg, value in (("mean", mean), ("inv", inv)):
+        value = np.asarray(value)
+        if value.shape != (rows,) or value.dtype != x.dtype:
+            raise ValueError(f"{name}: {arg} must have shape ({rows},) and dtype {x.dtype}, got "
+                             f"{value.shape} {value.dtype}")
+        stats.append(np.ascontiguousarray(value))
+    blocks = max(1, min(rows, MAX_GRADIENT_PARTIALS))
+    block_rows = max(1, -(-rows // blocks))
+    grad_gamma = np.empty((blocks, width), dtype=x.dtype)
+    grad_beta = np.empty((blocks, width), dtype=x.dtype)
+    grad_x = np.empty_like(x) if need_input_grad else None
+    _layer_norm.layer_norm_backward(x, grad_out, gamma, *stats, grad_x, grad_gamma, grad_beta,
+                                    block_rows, get_num_threads())
+    total_gamma, total_beta = grad_gamma[0], grad_beta[0]
+    for b in range(1, blocks):  # in order: the sums do not depend on the thread count
+        total_gamma += grad_gamma[b]
+        total_beta += grad_beta[b]
+    return grad_x, total_gamma, total_beta

@@ -97,6 +97,22 @@ BAD_OPS.update({
         np.zeros((2, 4, 4, 3)), (2, 8, 3)), ValueError, "input_shape"),
     "nearest resize gradient for an empty input": (lambda: kernels.resize_nearest_backward(
         np.zeros((2, 4, 4, 3)), (2, 0, 8, 3)), ValueError, "empty"),
+    "layer norm of a 3-D input": (lambda: kernels.layer_norm(X[0]), ValueError, "2-D input"),
+    "layer norm of rows of nothing": (lambda: kernels.layer_norm(np.zeros((3, 0))), ValueError,
+                                      "0 values"),
+    "layer norm negative epsilon": (lambda: kernels.layer_norm(np.ones((2, 3)), epsilon=-1.0),
+                                    ValueError, "epsilon"),
+    "layer norm gamma of another size": (lambda: kernels.layer_norm(np.ones((2, 3)),
+                                                                    np.ones(4)),
+                                         ValueError, "gamma must have shape"),
+    "layer norm beta of another dtype": (lambda: kernels.layer_norm(
+        np.ones((2, 3)), None, np.ones(3, np.float32)), ValueError, "beta .*dtype"),
+    "layer norm gradient of another shape": (lambda: kernels.layer_norm_backward(
+        np.ones((2, 3)), np.ones((2, 4)), None, np.ones(2), np.ones(2)), ValueError,
+        "output gradient"),
+    "layer norm mean of another dtype": (lambda: kernels.layer_norm_backward(
+        np.ones((2, 3)), np.ones((2, 3)), None, np.ones(2, np.float32), np.ones(2)),
+        ValueError, "mean must have shape"),
 })
 
 BAD_LAYERS.update({

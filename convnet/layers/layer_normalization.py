@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, kernels
 from .base import Layer, _get_constraint, _get_regularizer, _serialize
 
 
@@ -27,7 +27,8 @@ class LayerNormalization(Layer):
     """``(x - mean) / sqrt(variance + epsilon) * gamma + beta``, the mean and variance taken
     over `axis` (default the last) of each example; gamma and beta have the sizes of those
     axes. The variance is the mean squared deviation from the mean (computed in two passes,
-    as PyTorch's layer_norm, which Keras' torch backend calls).
+    as PyTorch's layer_norm, which Keras' torch backend calls). When the normalized axes are
+    the last ones (the usual case) a compiled kernel computes it, row by row.
 
     ``rms_scaling=True`` (deprecated in Keras 3, which warns) computes Keras' formula for it,
     ``x / sqrt(variance + epsilon) * gamma`` with no centring and no beta."""
@@ -100,7 +101,25 @@ class LayerNormalization(Layer):
             shape[a] = size
         return weight.value.reshape(shape)
 
+    def _rows(self, shape):
+        """The width of the rows the compiled kernel normalizes, when the normalized axes
+        are the last ones (each example's values to normalize then lie in one contiguous
+        row); else None, and NumPy computes."""
+        ndim = len(shape)
+        if self.rms_scaling or self.axis != list(range(ndim - len(self.axis), ndim)):
+            return None
+        return math.prod(shape[a] for a in self.axis)
+
     def _forward(self, x, training):
+        width = self._rows(x.shape)
+        if width is not None:
+            rows = x.reshape(-1, width)
+            y, mean, inv = kernels.layer_norm(
+                rows, None if self.gamma is None else self.gamma.value.reshape(-1),
+                None if self.beta is None else self.beta.value.reshape(-1), self.epsilon,
+                name=self.describe())
+            ctx = {"rows": rows, "mean": mean, "inv": inv} if training else None
+            return y.reshape(x.shape), ctx
         axes = tuple(self.axis)
         mean = x.mean(axis=axes, keepdims=True)
         centered = x - mean
@@ -115,6 +134,15 @@ class LayerNormalization(Layer):
         return y, ctx
 
     def _backward_op(self, ctx, grad_z, need_input_grad):
+        if "rows" in ctx:
+            rows = ctx["rows"]
+            grad_x, grad_gamma, grad_beta = kernels.layer_norm_backward(
+                rows, grad_z.reshape(rows.shape),
+                None if self.gamma is None else self.gamma.value.reshape(-1), ctx["mean"],
+                ctx["inv"], need_input_grad, name=self.describe())
+            grads = ([grad_gamma.reshape(self.gamma.shape)] if self.gamma is not None else []) \
+                + ([grad_beta.reshape(self.beta.shape)] if self.beta is not None else [])
+            return None if grad_x is None else grad_x.reshape(grad_z.shape), grads
         axes = tuple(self.axis)
         ndim = grad_z.ndim
         others = tuple(a for a in range(ndim) if a not in axes)
