@@ -9,6 +9,7 @@ and OpenMP thread; around them BLAS is held to one thread (see SequentialBlas).
 Arrays are NHWC; conv kernels are (kh, kw, in_channels, filters). ``name``
 is the layer's name, used to make error messages point at the right layer.
 """
+import os
 import threading
 from dataclasses import dataclass
 
@@ -39,13 +40,17 @@ BLOCK_COUNT_MULTIPLE = 16
 MIN_BLOCK_ROWS = 64
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# The kernels take sizes, strides and padding as C ints, and BLAS its sizes and leading
+# dimensions: nothing that reaches them may pass this.
+INT_MAX = 2**31 - 1
 _workspace = threading.local()
 
 
 # ----------------------------------------------------------------------------- validation
 
-def as_int_tuple(value, n, arg, name, minimum=1):
-    """`value` as a tuple of `n` ints >= minimum (an int is repeated), or a clear error."""
+def as_int_tuple(value, n, arg, name, minimum=1, maximum=INT_MAX):
+    """`value` as a tuple of `n` ints in [minimum, maximum] (an int is repeated), or a clear
+    error. The default maximum is the kernels' C int."""
     items = (value,) * n if isinstance(value, (int, np.integer)) else value
     try:
         items = tuple(items)
@@ -57,15 +62,35 @@ def as_int_tuple(value, n, arg, name, minimum=1):
         raise TypeError(f"{name}: {arg} must be an int or a tuple of {n} ints, got {value!r}")
     if any(v < minimum for v in items):
         raise ValueError(f"{name}: {arg} must be >= {minimum}, got {value!r}")
+    if any(v > maximum for v in items):
+        raise ValueError(f"{name}: {arg} must be <= {maximum}, got {value!r}")
     return tuple(int(v) for v in items)
 
 
+def input_shape_tuple(input_shape, name):
+    """An NHWC `input_shape` (a backward pass's) as a tuple of 4 ints >= 0, or a clear error."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in shape):
+        raise TypeError(f"{name}: input_shape must be 4 ints (batch, height, width, channels), "
+                        f"got {input_shape!r}")
+    if any(v < 0 for v in shape):
+        raise ValueError(f"{name}: input_shape must not be negative, got {input_shape!r}")
+    return tuple(int(v) for v in shape)
+
+
 def float_dtype(dtype, name):
-    """np.dtype of float32 or float64, or a TypeError naming the layer."""
+    """np.dtype of float32 or float64 in the machine's byte order, or a TypeError naming the
+    layer."""
     try:
         dtype = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{name}: dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dtype.newbyteorder("=") in _FLOATS:
+        dtype = dtype.newbyteorder("=")
     if dtype not in _FLOATS:
         raise TypeError(f"{name}: dtype must be 'float32' or 'float64', got {dtype}")
     return dtype
@@ -76,7 +101,7 @@ def as_batch(x, dtype, name, arg="input", ndim=4):
 
     Booleans, integers and float16 are cast (exactly, for every uint8 image);
     complex, object and string data are refused. ``dtype=None`` keeps float32
-    and float64 as they are and casts anything else to float32.
+    and float64 as they are (in either byte order) and casts anything else to float32.
     """
     array = x if isinstance(x, np.ndarray) else np.asarray(x)
     if array.dtype.kind not in "biuf":
@@ -85,8 +110,14 @@ def as_batch(x, dtype, name, arg="input", ndim=4):
         layout = "(batch, height, width, channels)" if ndim == 4 else f"{ndim}-D"
         raise ValueError(f"{name}: expected a {ndim}-D {arg} {layout}, got shape {array.shape}")
     if dtype is None:
-        dtype = array.dtype if array.dtype in _FLOATS else np.dtype(np.float32)
-    return np.ascontiguousarray(array, dtype=dtype)
+        native = array.dtype.newbyteorder("=")
+        dtype = native if native in _FLOATS else np.dtype(np.float32)
+    return np.ascontiguousarray(array, dtype=float_dtype(dtype, name))
+
+
+def _native(array):
+    """`array`, or a copy in the machine's byte order: the kernels read native numbers only."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
 def _check_spatial(shape, name, arg="input"):
@@ -143,9 +174,16 @@ def window_geometry(input_hw, kernel_size, strides, padding, dilation, ceil_mode
                     kernel_arg="kernel_size"):
     """Resolve padding and the output size; raise if the output would be empty."""
     (pt, pb), (pl, pr) = resolve_padding(padding, kernel_size, strides, dilation, input_hw, name)
+    if max(pt, pb, pl, pr) > INT_MAX:  # "same" with a huge dilation
+        raise ValueError(f"{name}: padding {padding!r} comes to {((pt, pb), (pl, pr))}, more "
+                         f"than the kernels' limit of {INT_MAX} cells a side")
     out = tuple(conv_output_length(n, k, s, d, before + after, ceil_mode, before)
                 for n, k, s, d, (before, after)
                 in zip(input_hw, kernel_size, strides, dilation, ((pt, pb), (pl, pr))))
+    if any(v is not None and v > INT_MAX for v in out):
+        raise ValueError(f"{name}: the output would be {out[0]}x{out[1]} (input {input_hw[0]}x"
+                         f"{input_hw[1]}, padding {padding!r}), more than the kernels' limit of "
+                         f"{INT_MAX} rows or columns")
     if any(v is not None and v < 1 for v in out):
         raise ValueError(
             f"{name}: {kernel_arg}={kernel_size} (dilation {dilation}) does not fit the input of "
@@ -179,6 +217,17 @@ class SequentialBlas:
         self._depth = 0
         self._saved = None
         self._controller = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self):
+        # The child has only the thread that forked: a lock held or a depth counted by any
+        # other thread would never be released here. Start over, with BLAS's threads back.
+        self._lock = threading.Lock()
+        self._depth = 0
+        if self._saved is not None:
+            self._saved.restore_original_limits()
+            self._saved = None
 
     def __enter__(self):
         with self._lock:
@@ -219,25 +268,32 @@ def _balanced_block_rows(rows, column_width, itemsize):
 # ----------------------------------------------------------------------------- convolution
 
 def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name):
-    kernel = np.asarray(kernel)
+    kernel = _native(np.asarray(kernel))
     if kernel.ndim != 4:
         raise ValueError(f"{name}: kernel must be 4-D (kh, kw, in_channels, filters), "
                          f"got shape {kernel.shape}")
     dtype = float_dtype(kernel.dtype, name)
-    kernel = np.ascontiguousarray(kernel)
-    x = as_batch(x, dtype, name)
-    _check_spatial(x.shape, name)
     kh, kw, in_channels, filters = kernel.shape
     if min(kernel.shape) < 1:
         raise ValueError(f"{name}: kernel of shape {kernel.shape} has an empty dimension")
+    if kh * kw * in_channels > INT_MAX or filters > INT_MAX:
+        # The column matrix (rows of kh*kw*in_channels) and the kernel are BLAS operands
+        # whose leading dimensions are C ints.
+        raise ValueError(f"{name}: kernel of shape {kernel.shape} has kh*kw*in_channels = "
+                         f"{kh * kw * in_channels} and {filters} filters; each must be at most "
+                         f"{INT_MAX}")
+    kernel = np.ascontiguousarray(kernel)
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
     if x.shape[3] != in_channels:
         raise ValueError(f"{name}: input has {x.shape[3]} channels (shape {x.shape}) but the "
                          f"kernel expects {in_channels} (kernel shape {kernel.shape})")
     if bias is not None:
-        bias = np.asarray(bias)
+        bias = _native(np.asarray(bias))
         if bias.shape != (filters,) or bias.dtype != dtype:
             raise ValueError(f"{name}: bias must have shape ({filters},) and dtype {dtype}, "
                              f"got {bias.shape} {bias.dtype}")
+        bias = np.ascontiguousarray(bias)
     strides = as_int_tuple(strides, 2, "strides", name)
     dilation = as_int_tuple(dilation_rate, 2, "dilation_rate", name)
     geometry = window_geometry(x.shape[1:3], (kh, kw), strides, padding, dilation, False, name)
@@ -294,7 +350,7 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
         raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
                          f"{expected}")
     if relu_output is not None:
-        relu_output = np.asarray(relu_output)
+        relu_output = _native(np.asarray(relu_output))
         if relu_output.shape != expected or relu_output.dtype != kernel.dtype:
             raise ValueError(f"{name}: relu_output must have shape {expected} and dtype "
                              f"{kernel.dtype}, got {relu_output.shape} {relu_output.dtype}")
@@ -326,7 +382,7 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
 
 def relu_backward(y, grad_y, name="relu"):
     """Gradient through max(z, 0) given its output y: grad_y where y > 0, else 0."""
-    y, grad_y = np.asarray(y), np.asarray(grad_y)
+    y, grad_y = _native(np.asarray(y)), _native(np.asarray(grad_y))
     if y.shape != grad_y.shape or y.dtype != grad_y.dtype:
         raise ValueError(f"{name}: output {y.shape} {y.dtype} and its gradient {grad_y.shape} "
                          f"{grad_y.dtype} must match")
@@ -351,6 +407,14 @@ MATMUL_MIN_BLOCK = 32
 MATMUL_SPLIT_K_MAX_OUTPUT = 1 << 16
 
 
+def _describe_array(value):
+    if isinstance(value, np.ndarray):
+        flags = [f for f, on in (("read-only", not value.flags.writeable),
+                                 ("non-contiguous", not value.flags.c_contiguous)) if on]
+        return " ".join([*flags, f"{value.shape} {value.dtype} array"])
+    return type(value).__name__
+
+
 def _stored(m):
     """(array, transposed): a C-contiguous array that is `m` or whose transpose is `m`."""
     if m.flags.c_contiguous:
@@ -366,21 +430,35 @@ def matmul(a, b, out=None, name="matmul"):
     The output is cut into fixed blocks along its longer side, one single-threaded GEMM
     each; or, for a small output over a longer inner dimension, that is cut and the
     partial products are added in order. Either way the result does not depend on the thread count.
+
+    ``out`` may overlap `a` or `b` (``matmul(a, b, out=a)``): the product is then made in a
+    temporary and copied in. A matrix whose rows (as stored) are longer than BLAS's int,
+    2**31 - 1 elements, is refused; any other size is cut into products BLAS can take.
     """
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = _native(np.asarray(a)), _native(np.asarray(b))
     dtype = float_dtype(a.dtype, name)
     if a.ndim != 2 or b.ndim != 2 or b.dtype != dtype or a.shape[1] != b.shape[0]:
         raise ValueError(f"{name}: cannot multiply {a.shape} {a.dtype} by {b.shape} {b.dtype}")
     m, n = a.shape[0], b.shape[1]
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != (m, n)
+                            or out.dtype != dtype or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise ValueError(f"{name}: out must be a writeable C-contiguous {(m, n)} {dtype} array, "
+                         f"got {_describe_array(out)}")
+    if out is not None and (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        np.copyto(out, matmul(a, b, name=name))
+        return out
+    (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
+    # BLAS reads every matrix through a leading dimension (its stored row length) that is
+    # a C int; sizes beyond that are cut into pieces in _core, leading dimensions cannot be.
+    if max(a_stored.shape[1], b_stored.shape[1], n) > INT_MAX:
+        raise ValueError(f"{name}: cannot multiply {a.shape} by {b.shape}: a matrix stored with "
+                         f"rows longer than {INT_MAX} elements is beyond BLAS")
     if out is None:
         out = np.empty((m, n), dtype=dtype)
-    elif out.shape != (m, n) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{name}: out must be a C-contiguous {(m, n)} {dtype} array, got "
-                         f"{out.shape} {out.dtype}")
     if out.size == 0 or a.shape[1] == 0:
         out[...] = 0
         return out
-    (a_stored, trans_a), (b_stored, trans_b) = _stored(a), _stored(b)
     k = a.shape[1]
     if k > max(m, n) and m * n <= MATMUL_SPLIT_K_MAX_OUTPUT:
         # A small output over a long inner dimension (a Dense layer's forward pass): split
@@ -431,6 +509,12 @@ def _pool_output(x, geometry, dtype=None):
     return np.empty((n, *geometry.output_hw, channels), dtype=dtype or x.dtype)
 
 
+def _check_argmax_range(input_shape, name):
+    if input_shape[1] * input_shape[2] > INT_MAX:
+        raise ValueError(f"{name}: input of shape {tuple(input_shape)} has more than 2**31 - 1 "
+                         f"pixels per image, too many for argmax's int32 positions")
+
+
 def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dtype=None,
                with_argmax=True, name="max_pooling2d"):
     """Max pooling; returns (output, argmax) where argmax[n, i, j, c] = h * W + w of the
@@ -439,9 +523,7 @@ def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dty
     NaN propagates like PyTorch: a window holding a NaN outputs NaN.
     """
     x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
-    if x.shape[1] * x.shape[2] > np.iinfo(np.int32).max:
-        raise ValueError(f"{name}: input of shape {x.shape} has more than 2**31 - 1 pixels "
-                         f"per image, too many for argmax's int32 positions")
+    _check_argmax_range(x.shape, name)
     out = _pool_output(x, geometry)
     argmax = _pool_output(x, geometry, np.int32) if with_argmax else None
     (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
@@ -452,15 +534,18 @@ def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dty
 
 def max_pool2d_backward(grad_out, argmax, input_shape, name="max_pooling2d"):
     """Gradient of max_pool2d with respect to its input of `input_shape`."""
-    argmax = np.asarray(argmax)
+    argmax = _native(np.asarray(argmax))
     grad_out = as_batch(grad_out, None, name, arg="output gradient")
-    n, h, w, channels = (int(v) for v in input_shape)
+    shape = input_shape_tuple(input_shape, name)
+    _check_spatial(shape, name, arg="input_shape")
+    _check_argmax_range(shape, name)
+    n, h, w, channels = shape
     if (argmax.dtype != np.int32 or argmax.shape != grad_out.shape or grad_out.shape[0] != n
             or grad_out.shape[3] != channels):
         raise ValueError(f"{name}: output gradient {grad_out.shape} and argmax {argmax.shape} "
                          f"{argmax.dtype} (argmax must be int32) do not match the input shape "
-                         f"{tuple(input_shape)}")
-    # One pass: as unsigned, a negative position reads as a huge one.
+                         f"{shape}")
+    # One pass: as unsigned, a negative position reads as one >= 2**31, past any h * w.
     if argmax.size and argmax.view(np.uint32).max() >= h * w:
         raise ValueError(f"{name}: argmax holds positions outside the {h}x{w} input")
     grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
@@ -487,7 +572,7 @@ def avg_pool2d_backward(grad_out, input_shape, pool_size, strides=None, padding=
                         ceil_mode=False, count_include_pad=False, name="average_pooling2d"):
     """Gradient of avg_pool2d with respect to its input of `input_shape`."""
     grad_out = as_batch(grad_out, None, name, arg="output gradient")
-    shape = tuple(int(v) for v in input_shape)
+    shape = input_shape_tuple(input_shape, name)
     geometry = _pool_geometry(shape, pool_size, strides, padding, ceil_mode, name)
     expected = (shape[0], *geometry.output_hw, shape[3])
     if grad_out.shape != expected:
@@ -506,10 +591,20 @@ def global_avg_pool2d(x, dtype=None, name="global_average_pooling2d"):
     return avg_pool2d(x, (h, w), name=name).reshape(x.shape[0], x.shape[3])
 
 
-def global_avg_pool2d_backward(grad_out, input_shape, name="global_average_pooling2d"):
+def _global_pool_gradient(grad_out, input_shape, name):
+    """The (N, C) gradient of a global pooling as (N, 1, 1, C), and the input shape."""
     grad_out = as_batch(grad_out, None, name, arg="output gradient", ndim=2)
-    n, h, w, c = (int(v) for v in input_shape)
-    return avg_pool2d_backward(grad_out.reshape(n, 1, 1, c), (n, h, w, c), (h, w), name=name)
+    shape = input_shape_tuple(input_shape, name)
+    _check_spatial(shape, name, arg="input_shape")
+    if grad_out.shape != (shape[0], shape[3]):
+        raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
+                         f"{(shape[0], shape[3])} for the input shape {shape}")
+    return grad_out.reshape(shape[0], 1, 1, shape[3]), shape
+
+
+def global_avg_pool2d_backward(grad_out, input_shape, name="global_average_pooling2d"):
+    grad_out, shape = _global_pool_gradient(grad_out, input_shape, name)
+    return avg_pool2d_backward(grad_out, shape, shape[1:3], name=name)
 
 
 def global_max_pool2d(x, dtype=None, with_argmax=True, name="global_max_pooling2d"):
@@ -521,9 +616,8 @@ def global_max_pool2d(x, dtype=None, with_argmax=True, name="global_max_pooling2
 
 
 def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_pooling2d"):
-    grad_out = as_batch(grad_out, None, name, arg="output gradient", ndim=2)
-    n, _, _, c = (int(v) for v in input_shape)
-    return max_pool2d_backward(grad_out.reshape(n, 1, 1, c), argmax, input_shape, name=name)
+    grad_out, shape = _global_pool_gradient(grad_out, input_shape, name)
+    return max_pool2d_backward(grad_out, argmax, shape, name=name)
 
 
 # ----------------------------------------------------------------------------- resizing
@@ -550,11 +644,7 @@ def _bilinear_taps(in_size, out_size, dtype):
 def _resize_gradient_setup(grad_out, input_shape, name):
     """The output gradient of a resize as an array, and the input shape as 4 ints."""
     grad_out = as_batch(grad_out, None, name, arg="output gradient")
-    shape = tuple(input_shape)
-    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in shape):
-        raise ValueError(f"{name}: input_shape must be 4 ints (N, H, W, C), got {input_shape!r}")
-    shape = tuple(int(v) for v in shape)
+    shape = input_shape_tuple(input_shape, name)
     _check_spatial(shape, name, arg="input_shape")
     if grad_out.shape[0] != shape[0] or grad_out.shape[3] != shape[3] \
             or min(grad_out.shape[1:3]) < 1:
@@ -640,7 +730,7 @@ def _layer_norm_weights(gamma, beta, width, dtype, name):
         if value is None:
             out.append(np.full(width, default, dtype=dtype))
             continue
-        value = np.asarray(value)
+        value = _native(np.asarray(value))
         if value.shape != (width,) or value.dtype != dtype:
             raise ValueError(f"{name}: {arg} must have shape ({width},) and dtype {dtype}, got "
                              f"{value.shape} {value.dtype}")
@@ -681,7 +771,7 @@ def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
     gamma = _layer_norm_weights(gamma, None, width, x.dtype, name)[0]
     stats = []
     for arg, value in (("mean", mean), ("inv", inv)):
-        value = np.asarray(value)
+        value = _native(np.asarray(value))
         if value.shape != (rows,) or value.dtype != x.dtype:
             raise ValueError(f"{name}: {arg} must have shape ({rows},) and dtype {x.dtype}, got "
                              f"{value.shape} {value.dtype}")

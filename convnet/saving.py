@@ -19,14 +19,18 @@ the checksum (a corrupted or truncated file) is checked before anything is
 parsed; every array's shape and dtype must equal the one the architecture
 builds. Saving writes a temporary file beside the
 target, fsyncs it and ``os.replace``s it into place, so an interrupted save
-leaves the previous file whole.
+leaves the previous file whole. The file saved has the permissions ``open(path, "w")``
+would leave (an existing file's, else 0o666 less the umask), and a save through a
+symbolic link writes the file the link points to.
 """
+import errno
 import hashlib
 import json
 import math
 import os
+import secrets
+import stat
 import struct
-import tempfile
 
 import numpy as np
 
@@ -35,6 +39,9 @@ from . import losses, optimizers
 MAGIC = b"CONVNET\x01"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 << 20
+# Far deeper than any model config nests, far shallower than Python's recursion limit: a
+# header within it can be walked by any recursive code after loading.
+MAX_HEADER_DEPTH = 100
 DIGEST_BYTES = 32
 _DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 _OPTIMIZERS = {"SGD": optimizers.SGD, "Adam": optimizers.Adam, "RMSprop": optimizers.RMSprop}
@@ -49,14 +56,37 @@ class ModelFileError(ValueError):
 
 # ----------------------------------------------------------------------------- writing
 
+def _create_beside(target):
+    """(fd, path) of a new, empty file in `target`'s directory, created with mode 0o666 for
+    the kernel to apply the umask (and any default ACL) to, as ``open(target, "w")`` would."""
+    directory = os.path.dirname(target)
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_BINARY", 0))
+    for _ in range(100):
+        path = os.path.join(directory, f".convnet-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
+
+
 def _write_atomically(filepath, header, arrays):
-    filepath = os.fspath(filepath)
+    # Through a symbolic link, the file it points to is the one to replace.
+    target = os.path.realpath(os.fsdecode(filepath))
+    if os.path.islink(target):  # realpath stops where links loop
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fsdecode(filepath))
+    try:
+        existing_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        existing_mode = None
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp_path = tempfile.mkstemp(prefix=".convnet-", suffix=".tmp", dir=directory)
+    fd, tmp_path = _create_beside(target)
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as f:
+            if existing_mode is not None:  # overwriting keeps the file's mode, as open("w") does
+                os.chmod(tmp_path, existing_mode)
             for chunk in (MAGIC, struct.pack("<Q", len(header_bytes)), header_bytes,
                           *(memoryview(a).cast("B") for a in arrays)):
                 digest.update(chunk)
@@ -64,7 +94,7 @@ def _write_atomically(filepath, header, arrays):
             f.write(digest.digest())
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp_path, filepath)
+        os.replace(tmp_path, target)
     except BaseException:
         try:
             os.unlink(tmp_path)
@@ -164,6 +194,88 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _nests_deeper_than(value, limit):
+    """Whether lists and objects nest in the parsed JSON `value` deeper than `limit` (walked
+    without recursion, so that no depth can exhaust Python's stack here)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _is_class_entry(value):
+    """{"class_name": str, "config": {...}} (config optional), as get_config writes them."""
+    return (isinstance(value, dict) and isinstance(value.get("class_name"), str)
+            and isinstance(value.get("config", {}), dict))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _per_output(value, valid):
+    """Whether `value`, or each entry of a list or dict of them, passes `valid`."""
+    if isinstance(value, dict) and "class_name" not in value:
+        return all(isinstance(k, str) and valid(v) for k, v in value.items())
+    if isinstance(value, list) and not valid(value):
+        return all(valid(v) for v in value)
+    return valid(value)
+
+
+def _compile_problem(settings):
+    """What is wrong with a header's compile settings, or None: the types load_model reads."""
+    if settings is None or settings == {}:
+        return None
+    if not isinstance(settings, dict):
+        return f"the compile settings are {type(settings).__name__}, not an object"
+    optimizer = settings.get("optimizer")
+    if not _is_class_entry(optimizer):
+        return f"the optimizer {optimizer!r} is not a {{class_name, config}} object"
+    schedule = optimizer.get("config", {}).get("learning_rate")
+    if isinstance(schedule, (dict, list)) and not _is_class_entry(schedule):
+        return f"the learning-rate schedule {schedule!r} is not a {{class_name, config}} object"
+    loss = settings.get("loss")
+    if not _per_output(loss, lambda v: v is None or _is_class_entry(v)):
+        return (f"the loss {loss!r:.200} is not a {{class_name, config}} object (or a list or "
+                f"dict of them, one per output)")
+    weights = settings.get("loss_weights")
+    if not _per_output(weights, lambda v: v is None or _is_number(v)):
+        return f"the loss_weights {weights!r:.200} are not numbers (one per output)"
+    metrics = settings.get("metrics")
+    if not _per_output(metrics, lambda v: v is None or isinstance(v, str)
+                       or isinstance(v, list) and all(isinstance(m, str) for m in v)):
+        return f"the metrics {metrics!r:.200} are not a list of names (or one per output)"
+    return None
+
+
+def _check_header(header, filepath):
+    """Every field of a parsed header that loading reads, by type (the weights' sizes are
+    checked against the file by _read)."""
+    if not isinstance(header, dict) or header.get("format") != "convnet":
+        _fail(filepath, "the header is not a convnet header")
+    if header.get("version") != FORMAT_VERSION:
+        _fail(filepath, f"format version {header.get('version')!r} is not supported "
+                        f"(this convnet reads version {FORMAT_VERSION})")
+    if _nests_deeper_than(header, MAX_HEADER_DEPTH):
+        _fail(filepath, f"the header nests deeper than {MAX_HEADER_DEPTH} levels")
+    kind = header.get("kind")
+    if kind not in ("model", "weights"):
+        _fail(filepath, f"the header's kind is {kind!r}, not 'model' or 'weights'")
+    if kind == "model":
+        if not isinstance(header.get("config"), dict):
+            _fail(filepath, "the model file has no model config object")
+        problem = _compile_problem(header.get("compile"))
+        if problem:
+            _fail(filepath, f"invalid compile settings: {problem}")
+    if not isinstance(header.get("weights"), list):
+        _fail(filepath, "the header has no list of weights")
+
+
 def _check_digest(f, size, filepath):
     """Compare the trailing SHA-256 with the file's contents, reading in bounded chunks."""
     digest = hashlib.sha256()
@@ -193,16 +305,12 @@ def _read(filepath):
             _fail(filepath, f"the header claims {header_length} bytes, more than the file has")
         try:
             header = json.loads(f.read(header_length).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except RecursionError:
+            _fail(filepath, "the header nests too deeply to parse")
+        except ValueError as error:  # bad UTF-8 or JSON; an integer of too many digits
             _fail(filepath, f"the header is not valid JSON ({error})")
-        if not isinstance(header, dict) or header.get("format") != "convnet":
-            _fail(filepath, "the header is not a convnet header")
-        if header.get("version") != FORMAT_VERSION:
-            _fail(filepath, f"format version {header.get('version')!r} is not supported "
-                            f"(this convnet reads version {FORMAT_VERSION})")
-        entries = header.get("weights")
-        if not isinstance(entries, list):
-            _fail(filepath, "the header has no list of weights")
+        _check_header(header, filepath)
+        entries = header["weights"]
         offset = 0
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
@@ -211,7 +319,8 @@ def _read(filepath):
             if not isinstance(shape, list) or len(shape) > 8 or not all(map(_is_count, shape)):
                 _fail(filepath, f"weight {i} has an invalid shape {shape!r}")
             nbytes = math.prod(shape) * _DTYPES[entry["dtype"]].itemsize
-            if entry.get("nbytes") != nbytes or entry.get("offset") != offset:
+            if not (_is_count(entry.get("nbytes")) and _is_count(entry.get("offset"))) \
+                    or entry["nbytes"] != nbytes or entry["offset"] != offset:
                 _fail(filepath, f"weight {i}'s size or offset does not match its shape")
             offset += nbytes
             if offset > payload_size:

@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -25,3 +28,19 @@ def threads():
     before = convnet.get_num_threads()
     yield
     convnet.set_num_threads(before)
+
+
+# ASan (scripts/asan.sh sets CONVNET_ASAN=1) shadows every mapping, so a test that maps
+# gigabytes of zero pages would make it commit an eighth of them.
+needs_address_space = pytest.mark.skipif(os.environ.get("CONVNET_ASAN") == "1",
+                                         reason="maps gigabytes of zero pages; not under ASan")
+
+
+def run_python(script, cwd, timeout=120):
+    """Run `script` in a fresh interpreter (one that may crash or hang without taking pytest
+    with it) and return the completed process, its output as text.
+
+    cwd: `python -c` puts the working directory first on sys.path, and a source checkout's
+    convnet/ (without compiled kernels) must not shadow the one under test."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=cwd,
+                          timeout=timeout, capture_output=True, text=True)

@@ -6,8 +6,13 @@ import pytest
 import convnet as keras
 from convnet import kernels, layers
 
+from conftest import needs_address_space, run_python
+
 X = np.zeros((2, 8, 8, 3), dtype=np.float32)
 W = np.zeros((3, 3, 3, 4), dtype=np.float32)
+READ_ONLY = np.zeros((2, 2))
+READ_ONLY.flags.writeable = False
+BIG = 2 ** 31  # one more than the kernels' C int holds
 
 BAD_OPS = {
     "3-D input": (lambda: kernels.conv2d(X[0], W), ValueError, "4-D input"),
@@ -58,6 +63,61 @@ BAD_OPS = {
                                                    out=np.empty((2, 3))), ValueError, "out"),
     "non-bool ceil_mode": (lambda: kernels.max_pool2d(X, 2, ceil_mode="yes"), TypeError,
                            "ceil_mode"),
+    # Sizes past the kernels' C ints: refused before any output is allocated.
+    "stride past int32": (lambda: kernels.conv2d(X, W, strides=BIG), ValueError,
+                          "strides must be <= 2147483647"),
+    "pool stride past int32": (lambda: kernels.max_pool2d(X, 2, strides=(1, BIG)), ValueError,
+                               "strides must be <= 2147483647"),
+    "average pool stride past int32": (lambda: kernels.avg_pool2d(X, 2, strides=BIG),
+                                       ValueError, "strides"),
+    "dilation past int32": (lambda: kernels.conv2d(X, W, dilation_rate=BIG), ValueError,
+                            "dilation_rate must be <="),
+    "padding past int32": (lambda: kernels.conv2d(X, W, padding=((0, BIG), (0, 0))), ValueError,
+                           "padding must be <="),
+    "'same' padding past int32": (lambda: kernels.conv2d(
+        X, np.zeros((4, 4, 3, 1), np.float32), dilation_rate=BIG - 1, padding="same"),
+        ValueError, "padding 'same' comes to"),
+    "output past int32": (lambda: kernels.conv2d(X, W, padding=BIG // 2), ValueError,
+                          "output would be"),
+    # dtype= asks for a dtype the kernels have no version of.
+    "pooling to int32": (lambda: kernels.max_pool2d(X, 2, dtype="int32"), TypeError, "dtype"),
+    "pooling to float16": (lambda: kernels.avg_pool2d(X, 2, dtype=np.float16), TypeError,
+                           "dtype"),
+    "global pooling to complex": (lambda: kernels.global_avg_pool2d(X, dtype=complex),
+                                  TypeError, "dtype"),
+    # A backward pass's input_shape.
+    "input_shape of 3 entries": (lambda: kernels.avg_pool2d_backward(
+        np.ones((2, 4, 4, 3)), (2, 8, 8), 2), TypeError, "input_shape must be 4 ints"),
+    "input_shape of floats": (lambda: kernels.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, 2.5, 2, 1)), TypeError,
+        "input_shape"),
+    "input_shape of strings": (lambda: kernels.avg_pool2d_backward(
+        np.ones((2, 4, 4, 3)), (2, "8", 8, 3), 2), TypeError, "input_shape"),
+    "input_shape as an int": (lambda: kernels.global_avg_pool2d_backward(
+        np.ones((2, 3)), 8), TypeError, "input_shape"),
+    "negative input_shape": (lambda: kernels.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, -2, 2, 1)), ValueError,
+        "input_shape must not be negative"),
+    "empty input_shape": (lambda: kernels.max_pool2d_backward(
+        np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, 0, 2, 1)), ValueError,
+        "empty"),
+    "global pooling gradient of wrong shape": (lambda: kernels.global_avg_pool2d_backward(
+        np.ones((2, 4)), X.shape), ValueError, r"output gradient has shape \(2, 4\)"),
+    "global max pooling gradient of wrong shape": (lambda: kernels.global_max_pool2d_backward(
+        np.ones((3, 3)), np.zeros((2, 1, 1, 3), np.int32), X.shape), ValueError,
+        "output gradient"),
+    # matmul's out.
+    "matmul into a read-only out": (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)),
+                                                           out=READ_ONLY), ValueError,
+                                    "writeable.*got read-only"),
+    "matmul into a strided out": (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)),
+                                                         out=np.empty((2, 4))[:, ::2]),
+                                  ValueError, "C-contiguous"),
+    "matmul into a list": (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)),
+                                                  out=[[0, 0], [0, 0]]), ValueError, "got list"),
+    "matmul into a big-endian out": (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)),
+                                                            out=np.empty((2, 2), ">f8")),
+                                     ValueError, "out must be"),
 }
 
 
@@ -72,6 +132,36 @@ BAD_LAYERS = {
     "bad dtype": (lambda: layers.Dense(4, dtype="int8"), TypeError, "dtype"),
     "unknown keyword": (lambda: layers.Dense(4, unitz=3), TypeError, "unitz"),
     "pool_size 0": (lambda: layers.MaxPooling2D(0), ValueError, "pool_size"),
+    "units past int32": (lambda: layers.Dense(BIG), ValueError, "units must be <="),
+    "ReLU max_value NaN": (lambda: layers.ReLU(max_value=float("nan")), ValueError,
+                           "max_value must be a number >= 0, got nan"),
+    "ReLU threshold inf": (lambda: layers.ReLU(threshold=float("inf")), ValueError,
+                           "threshold must be a finite number"),
+    "ReLU negative_slope NaN": (lambda: layers.ReLU(negative_slope=float("nan")), ValueError,
+                                "negative_slope must be a finite number"),
+    "ReLU negative_slope inf": (lambda: layers.ReLU(negative_slope=float("inf")), ValueError,
+                                "negative_slope"),
+    "ReLU negative_slope None": (lambda: layers.ReLU(negative_slope=None), ValueError,
+                                 "negative_slope"),
+    "ReLU threshold string": (lambda: layers.ReLU(threshold="1"), ValueError, "threshold"),
+    "ZeroPadding2D of 10**9": (lambda: layers.ZeroPadding2D(10 ** 9), ValueError,
+                               "padding 1000000000 would make even a 1x1 image"),
+    "ZeroPadding2D past int32": (lambda: layers.ZeroPadding2D(((0, BIG), (0, 0))), ValueError,
+                                 "padding"),
+    "Dropout noise_shape of floats": (lambda: layers.Dropout(0.5, noise_shape=[1.5, None]),
+                                      TypeError, "noise_shape must be a tuple of ints"),
+    "Dropout noise_shape as a string": (lambda: layers.Dropout(0.5, noise_shape="ab"),
+                                        TypeError, "noise_shape"),
+    "Dropout noise_shape of zero": (lambda: layers.Dropout(0.5, noise_shape=(0, 1)), ValueError,
+                                    "noise_shape entries must be >= 1"),
+    "Dropout noise_shape that does not fit the input": (
+        lambda: layers.Dropout(0.5, noise_shape=[10 ** 6, 10 ** 6])(np.ones((2, 3)),
+                                                                    training=True),
+        ValueError, r"noise_shape \(1000000, 1000000\) does not broadcast against the input "
+                    r"of shape \(2, 3\)"),
+    "Dropout noise_shape of the wrong rank": (
+        lambda: layers.Dropout(0.5, noise_shape=(None, 1))(np.ones((2, 3, 4)), training=True),
+        ValueError, "does not broadcast"),
     "wrong rank into Conv2D": (lambda: layers.Conv2D(2, 3)(np.zeros((4, 4, 3))), ValueError,
                                "Conv2D 'conv2d.*4-D"),
 }
@@ -94,7 +184,7 @@ BAD_OPS.update({
     "resize gradient of another batch": (lambda: kernels.resize_bilinear_backward(
         np.zeros((3, 4, 4, 3)), X.shape), ValueError, "does not match the input shape"),
     "resize gradient for a bad input_shape": (lambda: kernels.resize_bilinear_backward(
-        np.zeros((2, 4, 4, 3)), (2, 8, 3)), ValueError, "input_shape"),
+        np.zeros((2, 4, 4, 3)), (2, 8, 3)), TypeError, "input_shape"),
     "nearest resize gradient for an empty input": (lambda: kernels.resize_nearest_backward(
         np.zeros((2, 4, 4, 3)), (2, 0, 8, 3)), ValueError, "empty"),
     "layer norm of a 3-D input": (lambda: kernels.layer_norm(X[0]), ValueError, "2-D input"),
@@ -275,3 +365,40 @@ def test_float16_and_bool_inputs_are_cast_to_the_layer_dtype():
     expected = model.predict(np.ones((1, 4, 4, 1), np.float32))
     assert model.predict(np.ones((1, 4, 4, 1), np.float16)).tobytes() == expected.tobytes()
     assert model.predict(np.ones((1, 4, 4, 1), bool)).tobytes() == expected.tobytes()
+
+
+# Refusals whose inputs are gigabytes of zero pages (address space, not memory), and whose
+# regression would run a kernel over them: each runs in a child interpreter.
+HUGE_INPUTS = {
+    "conv2d with kh*kw*in_channels past int32 (OpenBLAS: 'illegal value', a wrong result)": (
+        "kernels.conv2d(np.zeros((1, 1, 1, 2**31), np.float32), "
+        "np.zeros((1, 1, 2**31, 1), np.float32))", "ValueError", r"kh\*kw\*in_channels"),
+    "matmul of a matrix with rows past int32": (
+        "kernels.matmul(np.zeros((1, 2**31), np.float32), np.zeros((2**31, 1), np.float32))",
+        "ValueError", "rows longer than 2147483647"),
+    "max_pool2d_backward with a negative argmax over 2**31 pixels an image": (
+        "kernels.max_pool2d_backward(np.ones((1, 1, 1, 1)), "
+        "np.full((1, 1, 1, 1), -2**31, np.int32), (1, 2**16, 2**15 + 1, 1))", "ValueError",
+        r"more than 2\*\*31 - 1 pixels"),
+}
+
+
+@needs_address_space
+def test_huge_inputs_are_refused_in_a_child_interpreter(tmp_path):
+    result = run_python(f"""
+        import re, sys
+        import numpy as np
+        from convnet import kernels
+        failed = False
+        for label, (code, error, message) in {HUGE_INPUTS!r}.items():
+            try:
+                eval(code)
+                outcome, failed = "ACCEPTED", True
+            except Exception as e:
+                right = type(e).__name__ == error and re.search(message, str(e))
+                outcome = f"{{'ok' if right else 'WRONG'}} {{type(e).__name__}}: {{e}}"
+                failed = failed or not right
+            print(label, "->", outcome, flush=True)
+        sys.exit(1 if failed else 0)
+    """, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]

@@ -33,3 +33,11 @@ def test_pooling_gallery(tmp_path):
     pytest.importorskip("sklearn")
     _run("pooling_gallery.py", "--out", str(tmp_path), cwd=tmp_path)
     assert (tmp_path / "pooling_gallery.png").stat().st_size > 50_000
+
+
+def test_fashion_mnist_resnet_example(tmp_path):
+    out = _run("fashion_mnist_resnet.py", "--fast", "--out", str(tmp_path), cwd=tmp_path)
+    assert "Connected to" in out and "add_3 (Add)" in out
+    assert "Test accuracy: " in out
+    assert (tmp_path / "fashion_mnist_resnet_training.png").stat().st_size > 10_000
+    assert (tmp_path / "fashion_mnist_resnet.cnet").exists()

@@ -8,10 +8,12 @@ from hypothesis import strategies as st
 
 import convnet
 from convnet import kernels
+from convnet._core import linalg
+from convnet._core import threads as _threads
 from convnet.utils import numerical_gradient
 
 import reference as ref
-from conftest import TOLERANCE
+from conftest import TOLERANCE, needs_address_space, run_python
 
 DTYPES = [np.float32, np.float64]
 # CI draws 5,000 configurations for each of the two property tests below, every one run at
@@ -205,6 +207,66 @@ def test_matmul_matches_loops_in_any_layout(rng, monkeypatch, dtype, m, k, n, tr
     np.testing.assert_allclose(out, naive_matmul(a, b), **TOLERANCE[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("piece", [1, 2, 3, 64])
+def test_gemm_cuts_a_product_into_pieces_blas_can_take(rng, dtype, trans_a, trans_b, piece):
+    """gemm makes a product with m, n or k past BLAS's int in pieces of at most 2**31 - 1;
+    the same code at a piece of a few rows, columns and inner elements, against the loops:
+    C's pieces side by side, the inner ones added onto beta * C."""
+    m, k, n = 7, 5, 6
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    expected = naive_matmul(a.T if trans_a else a, b.T if trans_b else b) + 0.5 * c
+    linalg.matmul_in_pieces(a, trans_a, b, trans_b, dtype(0.5), c, piece)
+    np.testing.assert_allclose(c, expected, **TOLERANCE[dtype])
+
+
+def test_gemm_with_an_empty_inner_dimension_still_scales_c_by_beta():
+    c = np.ones((3, 2))
+    linalg.matmul_in_pieces(np.zeros((3, 0)), False, np.zeros((0, 2)), False, 2.0, c, 2)
+    np.testing.assert_array_equal(c, 2)
+
+
+@needs_address_space
+def test_matmul_past_2_31_elements_in_a_child_interpreter(tmp_path):
+    """A (65600, 36000) float32 operand: its blocks start past element 2**31, which
+    overflowed a C int and crashed. Zero pages (but its last row), so no 9 GB is used."""
+    result = run_python("""
+        import numpy as np
+        from convnet import kernels
+        a = np.zeros((65600, 36000), np.float32)
+        a[-1] = 1
+        b = np.ones((36000, 2), np.float32)
+        out = kernels.matmul(a, b)
+        assert (out[:-1] == 0).all() and (out[-1] == 36000).all(), out[-3:]
+        print("ok")
+    """, tmp_path)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_into_an_operand_it_reads_gives_the_product(rng, dtype):
+    """out=a used to be overwritten while it was still read, block after block (max error
+    29). Big enough for several blocks; NumPy's float64 product is the reference."""
+    a = rng.standard_normal((48, 48)).astype(dtype)
+    b = rng.standard_normal((48, 48)).astype(dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    into_a, into_b = a.copy(), b.copy()
+    np.testing.assert_allclose(kernels.matmul(into_a, b, out=into_a), a64 @ b64,
+                               **TOLERANCE[dtype])
+    np.testing.assert_allclose(kernels.matmul(a, into_b, out=into_b), a64 @ b64,
+                               **TOLERANCE[dtype])
+    # out overlapping a transposed view of itself, and a part of an operand.
+    c = a.copy()
+    np.testing.assert_allclose(kernels.matmul(c.T, b, out=c), a64.T @ b64, **TOLERANCE[dtype])
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(kernels.matmul(both[:48], both[48:], out=both[48:]),
+                               a64 @ b64, **TOLERANCE[dtype])
+
+
 @st.composite
 def pool_configs(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -326,8 +388,10 @@ def _all_kernels(rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("count", [2, 3, 16])
-def test_results_are_bit_identical_at_any_thread_count(threads, dtype, count):
-    """More threads than this machine's cores is fine: only the split of the work changes."""
+def test_results_are_bit_identical_at_any_thread_count(threads, monkeypatch, dtype, count):
+    """More threads than this machine's cores (set_num_threads' bound, lifted here) is fine:
+    only the split of the work changes."""
+    monkeypatch.setattr(_threads, "available_cpus", lambda: 16)
     convnet.set_num_threads(1)
     single = _all_kernels(np.random.default_rng(5), dtype)
     convnet.set_num_threads(count)
@@ -349,6 +413,60 @@ def test_read_only_and_strided_inputs_are_accepted(rng):
     np.testing.assert_allclose(kernels.conv2d(big_endian, w), expected)
 
 
+def test_big_endian_and_strided_weights_are_copied(rng):
+    x = rng.standard_normal((2, 6, 6, 3))
+    w = rng.standard_normal((3, 3, 3, 2))
+    b = rng.standard_normal(4)[::2]                     # a strided bias
+    expected = ref.conv2d(x, w, b, (1, 1), ((0, 0), (0, 0)), (1, 1))
+    np.testing.assert_allclose(kernels.conv2d(x, w, b), expected)
+    y = kernels.conv2d(x, w.astype(">f8"), b.astype(">f8"), relu=True)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, np.maximum(expected, 0))
+    grad_y = rng.standard_normal(y.shape)
+    want = ref.conv2d_backward(x, w, np.where(y > 0, grad_y, 0), (1, 1), ((0, 0), (0, 0)),
+                               (1, 1))
+    got = kernels.conv2d_backward(x, w.astype(">f8"), grad_y.astype(">f8"),
+                                  relu_output=y.astype(">f8"))
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e)
+    np.testing.assert_array_equal(kernels.relu_backward(y.astype(">f8"), grad_y.astype(">f8")),
+                                  np.where(y > 0, grad_y, 0))
+    a, c = rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
+    np.testing.assert_allclose(kernels.matmul(a.astype(">f8"), c.astype(">f8")),
+                               naive_matmul(a, c))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, ">f4", ">f8", "<f8", bool])
+def test_pooling_casts_or_copies_any_real_input(rng, dtype):
+    """Integers, bools and float16 become float32; float32/float64 of either byte order
+    keep their precision. Forward and backward, against the loops."""
+    x = (rng.standard_normal((2, 5, 6, 3)) * 4).astype(dtype)
+    want_dtype = np.dtype(dtype).newbyteorder("=") if np.dtype(dtype).kind == "f" \
+        and np.dtype(dtype).itemsize >= 4 else np.dtype(np.float32)
+    exact = x.astype(np.float64)
+    pad = ((1, 1), (0, 1))
+    y, argmax = kernels.max_pool2d(x, 2, 2, pad, ceil_mode=True)
+    want, where = ref.max_pool2d(exact, (2, 2), (2, 2), pad, ceil_mode=True)
+    assert y.dtype == want_dtype
+    np.testing.assert_array_equal(y, want.astype(want_dtype))
+    grad_y = (rng.standard_normal(y.shape) * 4).astype(dtype)
+    grad_x = kernels.max_pool2d_backward(grad_y, argmax.astype(">i4"), x.shape)
+    np.testing.assert_allclose(grad_x, ref.max_pool2d_backward(x.shape, where,
+                                                               grad_y.astype(np.float64)),
+                               rtol=1e-6)
+    avg = kernels.avg_pool2d(x, 3, 1, 1)
+    assert avg.dtype == want_dtype
+    np.testing.assert_allclose(avg, ref.avg_pool2d(exact, (3, 3), (1, 1), ((1, 1), (1, 1))),
+                               rtol=1e-5, atol=1e-5)
+    grad_avg = (rng.standard_normal(avg.shape) * 4).astype(dtype)
+    np.testing.assert_allclose(kernels.avg_pool2d_backward(grad_avg, x.shape, 3, 1, 1),
+                               ref.avg_pool2d_backward(x.shape, grad_avg.astype(np.float64),
+                                                       (3, 3), (1, 1), ((1, 1), (1, 1))),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(kernels.global_avg_pool2d(x), exact.mean(axis=(1, 2)),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_uint8_input_is_cast_exactly():
     x = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1) * 7
     y, _ = kernels.max_pool2d(x, 2)
@@ -358,9 +476,33 @@ def test_uint8_input_is_cast_exactly():
 
 
 def test_set_num_threads_rejects_bad_values(threads):
-    with pytest.raises(ValueError, match=">= 1"):
-        convnet.set_num_threads(0)
-    with pytest.raises(TypeError, match="int"):
-        convnet.set_num_threads(1.5)
-    convnet.set_num_threads(2)
-    assert convnet.get_num_threads() == 2
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=">= 1"):
+            convnet.set_num_threads(bad)
+    for bad in (1.5, "2", True, None):
+        with pytest.raises(TypeError, match="int"):
+            convnet.set_num_threads(bad)
+    convnet.set_num_threads(np.int64(1))
+    assert convnet.get_num_threads() == 1
+
+
+def test_set_num_threads_is_bounded_by_the_cpus_available(threads, monkeypatch):
+    """Past the CPUs this process may use, the count is clipped with a warning: 10**6
+    threads crashed libgomp, a thousand exhausted memory."""
+    monkeypatch.setattr(_threads, "available_cpus", lambda: 3)
+    convnet.set_num_threads(3)
+    assert convnet.get_num_threads() == 3
+    for asked in (4, 10 ** 6):
+        with pytest.warns(RuntimeWarning, match=f"{asked} threads asked for.* 3 CPUs"):
+            convnet.set_num_threads(asked)
+        assert convnet.get_num_threads() == 3
+
+
+def test_available_cpus_follows_the_affinity_mask_and_cgroup_quota(monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no affinity masks on this platform")
+    mask = len(os.sched_getaffinity(0))
+    quota = _threads._cgroup_cpu_quota()
+    assert _threads.available_cpus() == (mask if quota is None else max(1, min(mask, quota)))
+    monkeypatch.setattr(_threads, "_cgroup_cpu_quota", lambda: 1)
+    assert _threads.available_cpus() == 1

@@ -537,9 +537,11 @@ def test_functional_model_with_shared_layer_merges_and_outputs(opset):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
-def test_the_core_never_imports_onnx():
+def test_the_core_never_imports_onnx(tmp_path):
     code = "import convnet, sys; assert 'onnx' not in sys.modules, 'onnx imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # cwd: a source checkout's convnet/ (without compiled kernels) must not shadow the
+    # installed package, as `python -c` puts the working directory first on sys.path.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 def test_missing_onnx_says_which_extra_to_install(monkeypatch):

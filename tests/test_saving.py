@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import pickle
+import stat
 import struct
 
 import numpy as np
@@ -92,6 +93,26 @@ FORGERIES = {
     "unknown version": (lambda h: h.update(version=99), "version"),
     "unknown optimizer": (lambda h: h["compile"].update(optimizer={"class_name": "Evil"}),
                           "optimizer"),
+    "compile settings that are a list": (lambda h: h.update(compile=[1]),
+                                         "compile settings are list"),
+    "optimizer that is a string": (lambda h: h["compile"].update(optimizer="adam"),
+                                   "optimizer 'adam' is not"),
+    "optimizer config that is a list": (
+        lambda h: h["compile"]["optimizer"].update(config=[["learning_rate", 1]]), "optimizer"),
+    "schedule that is a list": (
+        lambda h: h["compile"]["optimizer"]["config"].update(learning_rate=[1]), "schedule"),
+    "schedule config that is a number": (
+        lambda h: h["compile"]["optimizer"]["config"].update(
+            learning_rate={"class_name": "CosineDecay", "config": 3}), "schedule"),
+    "loss that is a number": (lambda h: h["compile"].update(loss=3), "loss 3 is not"),
+    "metrics that are not names": (lambda h: h["compile"].update(metrics=[{"a": 1}]),
+                                   "metrics"),
+    "model config that is a list": (lambda h: h.update(config=[]), "no model config"),
+    "unknown kind": (lambda h: h.update(kind="script"), "kind"),
+    "float offset": (_set_weight(0, "offset", 0.0), "size or offset"),
+    "bool offset": (_set_weight(0, "offset", False), "size or offset"),
+    "nesting deeper than any config": (
+        lambda h: h["config"].update(extra=json.loads("[" * 200 + "]" * 200)), "nests deeper"),
 }
 
 
@@ -100,6 +121,35 @@ def test_forged_headers_are_rejected(tmp_path, case):
     path, data = _saved_bytes(tmp_path)
     change, message = FORGERIES[case]
     path.write_bytes(_forge(data, change))
+    with pytest.raises(ModelFileError, match=message):
+        keras.load_model(path)
+
+
+def _with_raw_header(data, header):
+    """A saved file whose header is the raw bytes `header` (JSON no json.dumps would write)."""
+    (length,) = struct.unpack("<Q", data[8:16])
+    return _with_digest(MAGIC + struct.pack("<Q", len(header)) + header + data[16 + length:-32])
+
+
+RAW_HEADERS = {
+    "nesting past Python's recursion limit": (
+        b'{"format": "convnet", "version": 1, "x": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+        "nests too deeply"),
+    "an integer of 5000 digits": (
+        b'{"format": "convnet", "version": 1, "x": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    "a shape of 4000-digit integers": (
+        b'{"format": "convnet", "version": 1, "kind": "weights", "weights": [{"dtype": '
+        b'"float32", "shape": [' + b"9" * 4000 + b"], " + b'"offset": 0, "nbytes": 4}]}',
+        "size or offset"),
+    "invalid UTF-8": (b'{"format": "\xff"}', "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW_HEADERS))
+def test_hostile_json_is_refused_with_the_readers_error(tmp_path, case):
+    path, data = _saved_bytes(tmp_path)
+    header, message = RAW_HEADERS[case]
+    path.write_bytes(_with_raw_header(data, header))
     with pytest.raises(ModelFileError, match=message):
         keras.load_model(path)
 
@@ -187,3 +237,61 @@ def test_a_model_built_from_data_without_input_reloads(tmp_path, rng):
     loaded = keras.load_model(tmp_path / "m.keras")
     assert loaded.input_shape == (None, 6, 6, 1)
     assert loaded.predict(x).tobytes() == model.predict(x).tobytes()
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_open_would_give_it(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        _model().save(tmp_path / "m.keras")
+        _model().save_weights(tmp_path / "w.bin")
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "m.keras") == _mode(tmp_path / "w.bin") == 0o666 & ~umask
+    assert _mode(tmp_path / "plain") == 0o666 & ~umask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_overwriting_keeps_the_files_mode(tmp_path):
+    path, _ = _saved_bytes(tmp_path)
+    for mode in (0o640, 0o604):
+        os.chmod(path, mode)
+        _model().save(path)
+        assert _mode(path) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]   # no temporary file left
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_saving_through_a_symlink_writes_its_target(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "links").mkdir()
+    target = tmp_path / "models" / "m.keras"
+    link = tmp_path / "links" / "latest.keras"
+    os.symlink(os.path.join("..", "models", "m.keras"), link)    # relative, dangling at first
+    model = _model()
+    model.save(link)
+    assert link.is_symlink() and target.is_file() and not target.is_symlink()
+    model.set_weights([w + 1 for w in model.get_weights()])
+    model.save(link)                                             # again, over the target
+    assert link.is_symlink()
+    np.testing.assert_array_equal(keras.load_model(target).get_weights()[0],
+                                  model.get_weights()[0])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.keras"]
+    assert sorted(p.name for p in (tmp_path / "links").iterdir()) == ["latest.keras"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_symlink_loop_is_an_error_not_a_replaced_link(tmp_path):
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    with pytest.raises(OSError):
+        _model().save(tmp_path / "a")
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "b").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

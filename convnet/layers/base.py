@@ -21,6 +21,7 @@ Outside a training step, ``layer(x, training=True)`` followed by
 ``layer.grads``.
 """
 import inspect
+import os
 import re
 import threading
 from collections import defaultdict
@@ -33,12 +34,25 @@ from ..graph import CallNode, KerasTensor, flatten, has_symbolic, map_structure,
 from ..variables import Variable, stateless_scope
 
 _name_counts = defaultdict(int)
-_name_lock = threading.Lock()
 _context = threading.local()
 
 
+class _Locks:
+    """The locks around naming and lazy building. A child forked while another thread held
+    one would wait forever, so the child gets new ones."""
+    names = threading.Lock()
+    build = threading.RLock()
+
+    @classmethod
+    def renew(cls):
+        cls.names, cls.build = threading.Lock(), threading.RLock()
+
+
+os.register_at_fork(after_in_child=_Locks.renew)
+
+
 def _unique_name(base):
-    with _name_lock:
+    with _Locks.names:
         count = _name_counts[base]
         _name_counts[base] += 1
     return base if count == 0 else f"{base}_{count}"
@@ -110,7 +124,6 @@ class Layer:
         set_(self, "_non_trainable_variables", [])
         set_(self, "_losses", [])
         set_(self, "_inbound_nodes", [])
-        set_(self, "_build_lock", threading.RLock())
         set_(self, "_last_ctx", None)
         set_(self, "_last_grads", None)
         self.name = name or _unique_name(_snake_case(cls))
@@ -327,7 +340,7 @@ class Layer:
     def _maybe_build(self, input_shape):
         if self.built:
             return
-        with self._build_lock:  # concurrent first calls build once
+        with _Locks.build:  # concurrent first calls build once
             if not self.built:
                 if self._is_builtin and isinstance(input_shape, tuple):
                     self._check_rank(input_shape)

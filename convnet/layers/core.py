@@ -1,5 +1,6 @@
 """Input, Dense, Flatten, Activation, ReLU, Softmax, Dropout and ZeroPadding2D."""
 import math
+from numbers import Real
 
 import numpy as np
 
@@ -165,10 +166,17 @@ class ReLU(Activation):
     """Keras' ReLU layer: ``max(x, 0)`` with optional max_value, negative_slope, threshold."""
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        # NaN anywhere, or an infinite slope or threshold, would turn every output or
+        # gradient into NaN or zero; an infinite max_value is no cap, as None is.
         for arg, value in (("max_value", max_value), ("negative_slope", negative_slope),
                            ("threshold", threshold)):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise ValueError(f"ReLU: {arg} must be a number >= 0, got {value!r}")
+            if value is None and arg == "max_value":
+                continue
+            finite = arg != "max_value"
+            if (isinstance(value, bool) or not isinstance(value, Real) or math.isnan(value)
+                    or value < 0 or (finite and math.isinf(value))):
+                raise ValueError(f"ReLU: {arg} must be a {'finite ' if finite else ''}number "
+                                 f">= 0, got {value!r}")
         super().__init__(activations.ReLU(negative_slope, max_value, threshold), **kwargs)
 
     def get_config(self):
@@ -198,19 +206,40 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"{self.describe()}: rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        if noise_shape is not None:
+            entries = noise_shape if isinstance(noise_shape, (tuple, list)) else None
+            if entries is None or not all(
+                    d is None or isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                    for d in entries):
+                raise TypeError(f"{self.describe()}: noise_shape must be a tuple of ints or "
+                                f"None, got {noise_shape!r}")
+            if any(d is not None and d < 1 for d in entries):
+                raise ValueError(f"{self.describe()}: noise_shape entries must be >= 1 (or "
+                                 f"None), got {noise_shape!r}")
+            noise_shape = tuple(None if d is None else int(d) for d in entries)
+        self.noise_shape = noise_shape
         self.seed = seed
         self._generator = None if seed is None else np.random.default_rng(seed)
 
     def _forward(self, x, training):
         if not training or self.rate == 0:
             return x, None
-        shape = x.shape if self.noise_shape is None else tuple(
-            x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
+        shape = x.shape if self.noise_shape is None else self._noise_shape_for(x.shape)
         generator = self._generator or random.generator()
         keep = generator.random(shape) >= self.rate
         mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
         return x * mask, mask
+
+    def _noise_shape_for(self, input_shape):
+        """noise_shape with None filled from the input, if it broadcasts against the input
+        (each entry 1 or the input's size): checked before the mask is drawn."""
+        shape = tuple(n if d is None else d for n, d in zip(input_shape, self.noise_shape))
+        if len(self.noise_shape) != len(input_shape) or any(
+                d not in (1, n) for n, d in zip(input_shape, shape)):
+            raise ValueError(f"{self.describe()}: noise_shape {self.noise_shape} does not "
+                             f"broadcast against the input of shape {tuple(input_shape)} "
+                             f"(each entry must be None, 1 or the input's size)")
+        return shape
 
     def _backward_op(self, mask, grad_z, need_input_grad):
         return (grad_z if mask is None else grad_z * mask), []
@@ -231,6 +260,11 @@ class ZeroPadding2D(SpatialLayer):
                             f"((top, bottom), (left, right)), got {padding!r}")
         self.padding = kernels.resolve_padding(padding, (1, 1), (1, 1), (1, 1), (None, None),
                                            self.describe())
+        (t, b), (l, r) = self.padding
+        if (1 + t + b) * (1 + l + r) > kernels.INT_MAX:
+            raise ValueError(f"{self.describe()}: padding {padding!r} would make even a 1x1 "
+                             f"image {1 + t + b}x{1 + l + r}, more than 2**31 - 1 cells, the "
+                             f"most an image may have for max pooling (its argmax is int32)")
 
     def _output_shape_nhwc(self, shape):
         (t, b), (l, r) = self.padding
