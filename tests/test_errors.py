@@ -121,52 +121,6 @@ BAD_OPS = {
 }
 
 
-BAD_LAYERS = {
-    "zero filters": (lambda: layers.Conv2D(0, 3), ValueError, "filters"),
-    "bad kernel_size": (lambda: layers.Conv2D(4, (3, 3, 3)), TypeError, "kernel_size"),
-    "bad data_format": (lambda: layers.Conv2D(4, 3, data_format="nchw"), ValueError,
-                        "data_format"),
-    "unknown activation": (lambda: layers.Dense(4, activation="relu7"), ValueError,
-                           "activation"),
-    "dropout rate 1": (lambda: layers.Dropout(1.0), ValueError, "rate"),
-    "bad dtype": (lambda: layers.Dense(4, dtype="int8"), TypeError, "dtype"),
-    "unknown keyword": (lambda: layers.Dense(4, unitz=3), TypeError, "unitz"),
-    "pool_size 0": (lambda: layers.MaxPooling2D(0), ValueError, "pool_size"),
-    "units past int32": (lambda: layers.Dense(BIG), ValueError, "units must be <="),
-    "ReLU max_value NaN": (lambda: layers.ReLU(max_value=float("nan")), ValueError,
-                           "max_value must be a number >= 0, got nan"),
-    "ReLU threshold inf": (lambda: layers.ReLU(threshold=float("inf")), ValueError,
-                           "threshold must be a finite number"),
-    "ReLU negative_slope NaN": (lambda: layers.ReLU(negative_slope=float("nan")), ValueError,
-                                "negative_slope must be a finite number"),
-    "ReLU negative_slope inf": (lambda: layers.ReLU(negative_slope=float("inf")), ValueError,
-                                "negative_slope"),
-    "ReLU negative_slope None": (lambda: layers.ReLU(negative_slope=None), ValueError,
-                                 "negative_slope"),
-    "ReLU threshold string": (lambda: layers.ReLU(threshold="1"), ValueError, "threshold"),
-    "ZeroPadding2D of 10**9": (lambda: layers.ZeroPadding2D(10 ** 9), ValueError,
-                               "padding 1000000000 would make even a 1x1 image"),
-    "ZeroPadding2D past int32": (lambda: layers.ZeroPadding2D(((0, BIG), (0, 0))), ValueError,
-                                 "padding"),
-    "Dropout noise_shape of floats": (lambda: layers.Dropout(0.5, noise_shape=[1.5, None]),
-                                      TypeError, "noise_shape must be a tuple of ints"),
-    "Dropout noise_shape as a string": (lambda: layers.Dropout(0.5, noise_shape="ab"),
-                                        TypeError, "noise_shape"),
-    "Dropout noise_shape of zero": (lambda: layers.Dropout(0.5, noise_shape=(0, 1)), ValueError,
-                                    "noise_shape entries must be >= 1"),
-    "Dropout noise_shape that does not fit the input": (
-        lambda: layers.Dropout(0.5, noise_shape=[10 ** 6, 10 ** 6])(np.ones((2, 3)),
-                                                                    training=True),
-        ValueError, r"noise_shape \(1000000, 1000000\) does not broadcast against the input "
-                    r"of shape \(2, 3\)"),
-    "Dropout noise_shape of the wrong rank": (
-        lambda: layers.Dropout(0.5, noise_shape=(None, 1))(np.ones((2, 3, 4)), training=True),
-        ValueError, "does not broadcast"),
-    "wrong rank into Conv2D": (lambda: layers.Conv2D(2, 3)(np.zeros((4, 4, 3))), ValueError,
-                               "Conv2D 'conv2d.*4-D"),
-}
-
-
 # -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
 IMAGES = np.zeros((2, 5, 6, 3), dtype=np.float32)
 
@@ -205,7 +159,7 @@ BAD_OPS.update({
         ValueError, "mean must have shape"),
 })
 
-BAD_LAYERS.update({
+BAD_LAYERS_OF_ISSUE_14 = {
     "Reshape with two -1": (lambda: layers.Reshape((-1, -1)), ValueError, "target_shape"),
     "Reshape to a 0 size": (lambda: layers.Reshape((0, 4)), ValueError, "target_shape"),
     "Reshape to an int": (lambda: layers.Reshape(5), TypeError, "target_shape"),
@@ -297,8 +251,61 @@ BAD_LAYERS.update({
     "Resizing fill_mode": (lambda: layers.Resizing(4, 4, fill_mode="reflect"), ValueError,
                            "fill_mode"),
     "CenterCrop width 0": (lambda: layers.CenterCrop(4, 0), ValueError, "width"),
-})
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAYERS_OF_ISSUE_14))
+def test_bad_arguments_of_the_issue_14_layers_raise_clear_errors(case):
+    call, error, message = BAD_LAYERS_OF_ISSUE_14[case]
+    with pytest.raises(error, match=message):
+        call()
 # -- end of the issue 14 layers --
+
+
+BAD_LAYERS = {
+    "zero filters": (lambda: layers.Conv2D(0, 3), ValueError, "filters"),
+    "bad kernel_size": (lambda: layers.Conv2D(4, (3, 3, 3)), TypeError, "kernel_size"),
+    "bad data_format": (lambda: layers.Conv2D(4, 3, data_format="nchw"), ValueError,
+                        "data_format"),
+    "unknown activation": (lambda: layers.Dense(4, activation="relu7"), ValueError,
+                           "activation"),
+    "dropout rate 1": (lambda: layers.Dropout(1.0), ValueError, "rate"),
+    "bad dtype": (lambda: layers.Dense(4, dtype="int8"), TypeError, "dtype"),
+    "unknown keyword": (lambda: layers.Dense(4, unitz=3), TypeError, "unitz"),
+    "pool_size 0": (lambda: layers.MaxPooling2D(0), ValueError, "pool_size"),
+    "units past int32": (lambda: layers.Dense(BIG), ValueError, "units must be <="),
+    "ReLU max_value NaN": (lambda: layers.ReLU(max_value=float("nan")), ValueError,
+                           "max_value must be a number >= 0, got nan"),
+    "ReLU threshold inf": (lambda: layers.ReLU(threshold=float("inf")), ValueError,
+                           "threshold must be a finite number"),
+    "ReLU negative_slope NaN": (lambda: layers.ReLU(negative_slope=float("nan")), ValueError,
+                                "negative_slope must be a finite number"),
+    "ReLU negative_slope inf": (lambda: layers.ReLU(negative_slope=float("inf")), ValueError,
+                                "negative_slope"),
+    "ReLU negative_slope None": (lambda: layers.ReLU(negative_slope=None), ValueError,
+                                 "negative_slope"),
+    "ReLU threshold string": (lambda: layers.ReLU(threshold="1"), ValueError, "threshold"),
+    "ZeroPadding2D of 10**9": (lambda: layers.ZeroPadding2D(10 ** 9), ValueError,
+                               "padding 1000000000 would make even a 1x1 image"),
+    "ZeroPadding2D past int32": (lambda: layers.ZeroPadding2D(((0, BIG), (0, 0))), ValueError,
+                                 "padding"),
+    "Dropout noise_shape of floats": (lambda: layers.Dropout(0.5, noise_shape=[1.5, None]),
+                                      TypeError, "noise_shape must be a tuple of ints"),
+    "Dropout noise_shape as a string": (lambda: layers.Dropout(0.5, noise_shape="ab"),
+                                        TypeError, "noise_shape"),
+    "Dropout noise_shape of zero": (lambda: layers.Dropout(0.5, noise_shape=(0, 1)), ValueError,
+                                    "noise_shape entries must be >= 1"),
+    "Dropout noise_shape that does not fit the input": (
+        lambda: layers.Dropout(0.5, noise_shape=[10 ** 6, 10 ** 6])(np.ones((2, 3)),
+                                                                    training=True),
+        ValueError, r"noise_shape \(1000000, 1000000\) does not broadcast against the input "
+                    r"of shape \(2, 3\)"),
+    "Dropout noise_shape of the wrong rank": (
+        lambda: layers.Dropout(0.5, noise_shape=(None, 1))(np.ones((2, 3, 4)), training=True),
+        ValueError, "does not broadcast"),
+    "wrong rank into Conv2D": (lambda: layers.Conv2D(2, 3)(np.zeros((4, 4, 3))), ValueError,
+                               "Conv2D 'conv2d.*4-D"),
+}
 
 
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
