@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import convnet as keras
+import convnet.distributed as hvd
 from convnet import kernels, layers
 
 from conftest import needs_address_space, run_python
@@ -308,8 +309,144 @@ BAD_LAYERS = {
 }
 
 
+BAD_DISTRIBUTED = {  # before init(): nothing here may import mpi4py
+    "rank before init": (lambda: hvd.rank(), ValueError, r"rank: call .*init\(\) first"),
+    "allreduce before init": (lambda: hvd.allreduce(1.0), ValueError, r"allreduce: call"),
+    "broadcast_weights before init": (lambda: hvd.broadcast_weights(keras.Sequential()), ValueError,
+                                      r"broadcast_weights: call"),
+    "DistributedOptimizer of a number": (lambda: hvd.DistributedOptimizer(3), ValueError,
+                                         "Unknown optimizer 3"),
+    "schedule without initial_lr": (lambda: hvd.callbacks.LearningRateScheduleCallback(
+        None, 0.5), ValueError, "LearningRateScheduleCallback: initial_lr is required"),
+}
+
+
+NAN, INF = float("nan"), float("inf")
+opt, sched = keras.optimizers, keras.optimizers.schedules
+
+# Settings that would poison training later are refused when they are made (issue 12).
+BAD_TRAINING = {
+    "SGD learning_rate inf": (lambda: opt.SGD(learning_rate=INF), ValueError, "learning_rate"),
+    "SGD learning_rate nan": (lambda: opt.SGD(learning_rate=NAN), ValueError, "learning_rate"),
+    "SGD learning_rate 0": (lambda: opt.SGD(learning_rate=0), ValueError, "learning_rate"),
+    "SGD learning_rate -1": (lambda: opt.SGD(learning_rate=-1), ValueError, "learning_rate"),
+    "SGD learning_rate string": (lambda: opt.SGD(learning_rate="0.1"), TypeError,
+                                 "learning_rate"),
+    "learning_rate set to nan": (lambda: setattr(opt.Adam(), "learning_rate", NAN), ValueError,
+                                 "learning_rate"),
+    "SGD momentum 1.5": (lambda: opt.SGD(momentum=1.5), ValueError, "SGD: momentum"),
+    "SGD momentum nan": (lambda: opt.SGD(momentum=NAN), ValueError, "momentum"),
+    "Adam beta_1 nan": (lambda: opt.Adam(beta_1=NAN), ValueError, "Adam: beta_1"),
+    "Adam beta_1 1 (divides by zero)": (lambda: opt.Adam(beta_1=1), ValueError, "beta_1"),
+    "Adam beta_2 1.5": (lambda: opt.Adam(beta_2=1.5), ValueError, "beta_2"),
+    "Adam epsilon 0": (lambda: opt.Adam(epsilon=0), ValueError, "epsilon"),
+    "Adam weight_decay nan": (lambda: opt.Adam(weight_decay=NAN), ValueError, "weight_decay"),
+    "SGD weight_decay -1": (lambda: opt.SGD(weight_decay=-1), ValueError, "weight_decay"),
+    "AdamW weight_decay None": (lambda: opt.AdamW(weight_decay=None), ValueError,
+                                "weight_decay"),
+    "RMSprop rho nan": (lambda: opt.RMSprop(rho=NAN), ValueError, "RMSprop: rho"),
+    "RMSprop rho 1": (lambda: opt.RMSprop(rho=1), ValueError, "rho"),
+    "Nadam beta_1 -0.1": (lambda: opt.Nadam(beta_1=-0.1), ValueError, "beta_1"),
+    "Lion beta_1 0": (lambda: opt.Lion(beta_1=0), ValueError, "Lion: beta_1"),
+    "Adagrad negative accumulator": (lambda: opt.Adagrad(initial_accumulator_value=-1),
+                                     ValueError, "initial_accumulator_value"),
+    "clipnorm -1": (lambda: opt.Adam(clipnorm=-1), ValueError, "clipnorm"),
+    "clipvalue inf": (lambda: opt.Adam(clipvalue=INF), ValueError, "clipvalue"),
+    "global_clipnorm nan": (lambda: opt.SGD(global_clipnorm=NAN), ValueError,
+                            "global_clipnorm"),
+    "two clips": (lambda: opt.SGD(clipnorm=1.0, clipvalue=1.0), ValueError, "only one of"),
+    "nesterov as a string": (lambda: opt.SGD(nesterov="yes"), TypeError, "nesterov"),
+    "CosineDecay decay_steps 0": (lambda: sched.CosineDecay(0.1, decay_steps=0), ValueError,
+                                  "decay_steps"),
+    "CosineDecay alpha 2": (lambda: sched.CosineDecay(0.1, 10, alpha=2), ValueError, "alpha"),
+    "CosineDecay warmup_target nan": (lambda: sched.CosineDecay(0.1, 10, warmup_target=NAN),
+                                      ValueError, "warmup_target"),
+    "ExponentialDecay decay_steps nan": (lambda: sched.ExponentialDecay(0.1, NAN, 0.5),
+                                         ValueError, "decay_steps"),
+    "ExponentialDecay decay_rate 0": (lambda: sched.ExponentialDecay(0.1, 10, 0), ValueError,
+                                      "decay_rate"),
+    "ExponentialDecay rate inf": (lambda: sched.ExponentialDecay(INF, 10, 0.5), ValueError,
+                                  "initial_learning_rate"),
+    "PiecewiseConstantDecay boundaries not increasing": (
+        lambda: sched.PiecewiseConstantDecay([5, 3], [0.1, 0.2, 0.3]), ValueError,
+        "strictly increasing"),
+    "PiecewiseConstantDecay lengths": (lambda: sched.PiecewiseConstantDecay([5], [0.1]),
+                                       ValueError, "one more entry"),
+    "PiecewiseConstantDecay negative value": (
+        lambda: sched.PiecewiseConstantDecay([5], [0.1, -0.1]), ValueError, "values"),
+    "PolynomialDecay power -1": (lambda: sched.PolynomialDecay(0.1, 10, power=-1), ValueError,
+                                 "power"),
+    "InverseTimeDecay decay_rate -1": (lambda: sched.InverseTimeDecay(0.1, 10, -1), ValueError,
+                                       "decay_rate"),
+    "CosineDecayRestarts shrinking periods": (
+        lambda: sched.CosineDecayRestarts(0.1, 10, t_mul=0.5), ValueError, "t_mul"),
+    "loss reduction": (lambda: keras.losses.MeanSquaredError(reduction="avg"), ValueError,
+                       "reduction"),
+    "Huber delta 0": (lambda: keras.losses.Huber(delta=0), ValueError, "delta"),
+    "label_smoothing 1.5": (lambda: keras.losses.BinaryCrossentropy(label_smoothing=1.5),
+                            ValueError, "label_smoothing"),
+    "from_logits as a string": (lambda: keras.losses.CategoricalCrossentropy(from_logits="no"),
+                                TypeError, "from_logits"),
+    "sample_weight of the wrong length": (
+        lambda: keras.losses.MeanSquaredError()(np.zeros((4, 2)), np.zeros((4, 2)),
+                                                sample_weight=np.ones(3)),
+        ValueError, "sample_weight of shape"),
+    "sample_weight of strings": (
+        lambda: keras.losses.MeanSquaredError()(np.zeros((2, 1)), np.zeros((2, 1)),
+                                                sample_weight=["a", "b"]),
+        TypeError, "sample_weight"),
+    "unknown loss": (lambda: keras.losses.get("hinge_of_fate"), ValueError, "Unknown loss"),
+    "AUC num_thresholds 1": (lambda: keras.metrics.AUC(num_thresholds=1), ValueError,
+                             "num_thresholds"),
+    "AUC curve": (lambda: keras.metrics.AUC(curve="ROCK"), ValueError, "curve"),
+    "Precision threshold 1.5": (lambda: keras.metrics.Precision(thresholds=[0.5, 1.5]),
+                                ValueError, "thresholds"),
+    "top-k k 0": (lambda: keras.metrics.TopKCategoricalAccuracy(k=0), ValueError, "k"),
+    "class_id beyond the classes": (
+        lambda: keras.metrics.Recall(class_id=5).update_state(np.eye(3), np.eye(3)),
+        ValueError, "class_id"),
+    "unknown metric": (lambda: keras.metrics.get("accuracyy"), ValueError, "Unknown metric"),
+    "VarianceScaling scale 0": (lambda: keras.initializers.VarianceScaling(scale=0), ValueError,
+                                "scale"),
+    "VarianceScaling mode": (lambda: keras.initializers.VarianceScaling(mode="fan_max"),
+                             ValueError, "mode"),
+    "RandomNormal stddev nan": (lambda: keras.initializers.RandomNormal(stddev=NAN), ValueError,
+                                "stddev"),
+    "RandomUniform minval above maxval": (lambda: keras.initializers.RandomUniform(2, 1),
+                                          ValueError, "maxval"),
+    "initializer seed -1": (lambda: keras.initializers.HeNormal(seed=-1), ValueError, "seed"),
+    "L2 nan": (lambda: keras.regularizers.L2(NAN), ValueError, "l2"),
+    "L1 negative": (lambda: keras.regularizers.L1(-0.1), ValueError, "l1"),
+    "unknown regularizer": (lambda: keras.regularizers.get("l3"), ValueError, "regularizer"),
+    "MaxNorm 0": (lambda: keras.constraints.MaxNorm(0), ValueError, "max_value"),
+    "MinMaxNorm min above max": (lambda: keras.constraints.MinMaxNorm(2, 1), ValueError,
+                                 "max_value"),
+    "constraint axis out of range": (lambda: keras.constraints.UnitNorm(axis=3)(np.ones((2, 2))),
+                                     ValueError, "axis"),
+    "ReduceLROnPlateau factor 1": (lambda: keras.callbacks.ReduceLROnPlateau(factor=1),
+                                   ValueError, "factor"),
+    "ReduceLROnPlateau factor 0": (lambda: keras.callbacks.ReduceLROnPlateau(factor=0),
+                                   ValueError, "factor"),
+    "ReduceLROnPlateau patience -1": (lambda: keras.callbacks.ReduceLROnPlateau(patience=-1),
+                                      ValueError, "patience"),
+    "EarlyStopping mode": (lambda: keras.callbacks.EarlyStopping(mode="most"), ValueError,
+                           "mode"),
+    "CSVLogger separator": (lambda: keras.callbacks.CSVLogger("x.csv", separator=""),
+                            ValueError, "separator"),
+    "BackupAndRestore save_freq": (lambda: keras.callbacks.BackupAndRestore("d",
+                                                                            save_freq="batch"),
+                                   ValueError, "save_freq"),
+    "ReLU max_value nan": (lambda: layers.ReLU(max_value=NAN), ValueError, "max_value"),
+    "ReLU threshold inf": (lambda: layers.ReLU(threshold=INF), ValueError, "threshold"),
+    "gelu approximate as a string": (lambda: layers.Dense(2, activation={
+        "class_name": "gelu", "config": {"approximate": "yes"}}), TypeError, "approximate"),
+}
+
+
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
-                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()}}
+                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()},
+                 **{f"distributed: {case}": v for case, v in BAD_DISTRIBUTED.items()},
+                 **{f"training: {case}": v for case, v in BAD_TRAINING.items()}}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))

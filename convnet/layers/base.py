@@ -771,15 +771,14 @@ def _serialize(obj):
 
 
 def penalty(regularizer, x):
-    """An activity regularizer's penalty on the outputs x, as a scalar; on the tape (with its
-    gradient) when x is a traced tensor. Keras 3 divides it by the batch size (the first
-    axis; an empty batch gives 0), so its strength does not depend on how data is batched."""
-    outputs = autodiff.value_of(x)
-    batch = outputs.shape[0] if outputs.ndim else 1
-    scale = outputs.dtype.type(1 / batch if batch else 0)
-    value = np.asarray(regularizer(outputs) * scale, dtype=outputs.dtype)
+    """An activity regularizer's penalty on outputs x, divided by the batch size as Keras 3
+    does; on the tape (with its gradient) when x is a traced tensor."""
+    from .. import regularizers
+    values = autodiff.value_of(x)
+    value, grad = regularizers.activity_penalty(regularizer, values)
 
     def vjp(g, needs):
-        return (g * scale * regularizer.gradient(outputs),)
+        return (g * grad,)
 
-    return autodiff.record(value, (x,), vjp, "activity_regularizer")
+    return autodiff.record(np.asarray(value, dtype=values.dtype), (x,), vjp,
+                           "activity_regularizer")
