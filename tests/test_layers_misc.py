@@ -15,6 +15,7 @@ from convnet import layers
 from convnet.utils import numerical_gradient
 
 from conftest import TOLERANCE
+from keras_reference import keras_or_skip
 from test_resize import resize_adjoint_loop, resize_loop
 
 DTYPES = [np.float32, np.float64]
@@ -669,12 +670,7 @@ def test_every_layer_trains_in_a_functional_model(tmp_path):
 @pytest.fixture(scope="module")
 def real_keras():
     """Keras 3 on its torch backend, where importable (it is the reference implementation)."""
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras as real
-    except Exception as error:       # not installed, or its backend is not
-        pytest.skip(f"Keras is not importable: {error}")
+    real = keras_or_skip()
     if real.backend.backend() != "torch":
         pytest.skip("these comparisons use Keras' torch backend")
     return real

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import backend, random
+from .. import backend, random, regularizers
 from .base import Layer
 from .core import Dropout
 
@@ -109,26 +109,6 @@ class SpatialDropout2D(Dropout):
         return {**config, "data_format": self.data_format}
 
 
-class _L1L2:
-    """Keras' L1L2 regularizer, ``l1 * sum(|x|) + l2 * sum(x**2)``, and its gradient (that
-    of |x| taken as 0 at 0). ActivityRegularization's own: it needs no more of
-    convnet.regularizers."""
-
-    def __init__(self, l1, l2):
-        self.l1, self.l2 = l1, l2
-
-    def __call__(self, x):
-        x = np.asarray(x)
-        return float(self.l1 * np.abs(x).sum() + self.l2 * np.square(x).sum())
-
-    def gradient(self, x):
-        x = np.asarray(x)
-        return (self.l1 * np.sign(x) + 2 * self.l2 * x).astype(x.dtype, copy=False)
-
-    def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
-
-
 class ActivityRegularization(Layer):
     """Passes its input through and adds ``(l1 * sum(|x|) + l2 * sum(x**2)) / batch_size``
     to the loss (Keras 3 divides an activity penalty by the batch size), with its gradient."""
@@ -138,7 +118,7 @@ class ActivityRegularization(Layer):
         who = self.describe()
         self.l1 = _real(l1, who, "l1", 0, math.inf, high_open=True)
         self.l2 = _real(l2, who, "l2", 0, math.inf, high_open=True)
-        self.activity_regularizer = _L1L2(self.l1, self.l2)
+        self.activity_regularizer = regularizers.L1L2(l1=self.l1, l2=self.l2)
 
     def _forward(self, x, training):
         return x, None
