@@ -246,6 +246,25 @@ def test_misc_layers_onnx_cannot_express_exactly_are_refused(case):
     make, message = MISC_REFUSED[case]
     with pytest.raises(ValueError, match=message):
         onnx_export.to_onnx(make())
+
+# The activations Keras 3 names beyond ACTIVATIONS, as strings and with settings.
+MORE_ACTIVATIONS = ("gelu", "selu", "celu", "softsign", "hard_sigmoid", "hard_silu",
+                    "hard_swish", "mish", "relu6", "hard_tanh", "exponential", "log_sigmoid",
+                    "tanh_shrink", "log_softmax")
+CASES.update({
+    **{f"Activation {name}": (lambda name=name: _seq(
+        (6,), layers.Dense(5), layers.Activation(name))) for name in MORE_ACTIVATIONS},
+    **{f"conv activation {name}": (lambda name=name: _seq(
+        (5, 6, 2), layers.Conv2D(4, 3, padding="same", activation=name)))
+       for name in MORE_ACTIVATIONS},
+    "gelu approximate": lambda: _seq(
+        (6,), layers.Dense(5, activation=keras.activations.GELU(approximate=True))),
+    "elu alpha as an activation": lambda: _seq(
+        (6,), layers.Dense(5, activation=keras.activations.ELU(alpha=0.4))),
+    "log_softmax axis 1 of NHWC images": lambda: _seq(
+        (4, 5, 3), layers.Conv2D(3, 1),
+        layers.Activation(keras.activations.LogSoftmax(axis=1))),
+})
 # -- end of the issue 14 layers --
 
 # ceil_mode: (input size, pool, stride, padding). Each was chosen for its last window:

@@ -858,7 +858,7 @@ _register_activation(activations.Softplus)(_elementwise("Softplus"))
 
 @_register_activation(activations.ELU)
 def _emit_elu(activation, builder, x, hint):
-    return elu(builder, x, 1.0, hint)
+    return elu(builder, x, activation.alpha, hint)
 
 
 @_register_activation(activations.LeakyReLU)
@@ -894,6 +894,99 @@ def _emit_relu(activation, builder, x, hint):
     if capped:
         y = with_constant(builder, "Min", y, max_value, hint)
     return y
+
+
+# -- the activations Keras 3 names (issue 14): each Keras formula in ONNX operators --
+
+_register_activation(activations.Exponential)(_elementwise("Exp"))
+_register_activation(activations.Softsign)(_elementwise("Softsign"))
+
+
+@_register_activation(activations.GELU)
+def _emit_gelu(activation, builder, x, hint):
+    """0.5 * x * (1 + erf(x / sqrt(2))), or with approximate=True
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))."""
+    if activation.approximate:
+        cube = builder.node("Mul", [builder.node("Mul", [x, x], f"{hint}/square", like=x), x],
+                            f"{hint}/cube", like=x)
+        inner = builder.node("Add", [x, with_constant(builder, "Mul", cube, 0.044715,
+                                                      f"{hint}/cubic")], f"{hint}/inner",
+                             like=x)
+        bend = builder.node("Tanh", [with_constant(builder, "Mul", inner,
+                                                   math.sqrt(2 / math.pi), f"{hint}/scaled")],
+                            f"{hint}/tanh", like=x)
+    else:
+        bend = builder.node("Erf", [with_constant(builder, "Mul", x, 1 / math.sqrt(2),
+                                                  f"{hint}/scaled")], f"{hint}/erf", like=x)
+    half_x = with_constant(builder, "Mul", x, 0.5, f"{hint}/half")
+    return builder.node("Mul", [half_x, with_constant(builder, "Add", bend, 1.0,
+                                                      f"{hint}/one_plus")], hint, like=x)
+
+
+@_register_activation(activations.SELU)
+def _emit_selu(activation, builder, x, hint):
+    return builder.node("Selu", [x], hint, like=x, alpha=activation.alpha,
+                        gamma=activation.scale)
+
+
+@_register_activation(activations.CELU)
+def _emit_celu(activation, builder, x, hint):
+    return builder.node("Celu", [x], hint, like=x, alpha=float(activation.alpha))
+
+
+@_register_activation(activations.HardSigmoid)
+def _emit_hard_sigmoid(activation, builder, x, hint):
+    """Keras 3's clip(x / 6 + 0.5, 0, 1)."""
+    return builder.node("HardSigmoid", [x], hint, like=x, alpha=1 / 6, beta=0.5)
+
+
+@_register_activation(activations.HardSiLU)
+def _emit_hard_silu(activation, builder, x, hint):
+    gate = builder.node("HardSigmoid", [x], f"{hint}/gate", like=x, alpha=1 / 6, beta=0.5)
+    return builder.node("Mul", [x, gate], hint, like=x)
+
+
+@_register_activation(activations.Mish)
+def _emit_mish(activation, builder, x, hint):
+    softplus = builder.node("Softplus", [x], f"{hint}/softplus", like=x)
+    return builder.node("Mul", [x, builder.node("Tanh", [softplus], f"{hint}/tanh", like=x)],
+                        hint, like=x)
+
+
+@_register_activation(activations.ReLU6)
+def _emit_relu6(activation, builder, x, hint):
+    return with_constant(builder, "Min", builder.node("Relu", [x], f"{hint}/relu", like=x),
+                         6.0, hint)
+
+
+@_register_activation(activations.HardTanh)
+def _emit_hard_tanh(activation, builder, x, hint):
+    return with_constant(builder, "Min", with_constant(builder, "Max", x, -1.0,
+                                                       f"{hint}/floor"), 1.0, hint)
+
+
+@_register_activation(activations.LogSigmoid)
+def _emit_log_sigmoid(activation, builder, x, hint):
+    """-softplus(-x)."""
+    minus_x = builder.node("Neg", [x], f"{hint}/minus", like=x)
+    softplus = builder.node("Softplus", [minus_x], f"{hint}/softplus", like=x)
+    return builder.node("Neg", [softplus], hint, like=x)
+
+
+@_register_activation(activations.TanhShrink)
+def _emit_tanh_shrink(activation, builder, x, hint):
+    return builder.node("Sub", [x, builder.node("Tanh", [x], f"{hint}/tanh", like=x)], hint,
+                        like=x)
+
+
+@_register_activation(activations.LogSoftmax)
+def _emit_log_softmax(activation, builder, x, hint):
+    info = builder.info[x]
+    axis = activation.axis % len(info.shape)
+    return builder.node("LogSoftmax", [x], hint, like=x, axis=info.order.index(axis))
+
+
+# -- end of the issue 14 activations --
 
 
 # ----------------------------------------------------------------------------- models
