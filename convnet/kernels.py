@@ -19,9 +19,11 @@ from threadpoolctl import ThreadpoolController
 from ._core import conv as _conv
 from ._core import depthwise as _depthwise
 from ._core import image as _image
+from ._core import layer_norm as _layer_norm
 from ._core import linalg as _linalg
 from ._core import norm as _norm
 from ._core import pool as _pool
+from ._core import resize as _resize
 from ._core import threads as _threads
 from .utils import conv_output_length, conv_transpose_padding, same_padding
 
@@ -1169,3 +1171,171 @@ def affine_transform_backward(grad_out, transforms, input_shape, interpolation="
     _image.affine_transform_backward(grad_out, transforms, grad_images, interpolation,
                                      fill_mode, _resampling_threads(n * out_h * out_w, n))
     return grad_images
+# ----------------------------------------------------------------------------- resizing
+
+def _bilinear_taps(in_size, out_size, dtype):
+    """Keras' bilinear sampling of `in_size` cells at `out_size` points, one axis: for each
+    output cell the two input cells it reads and the weight of the second.
+
+    Half-pixel centres, ``src = (dst + 0.5) * in_size / out_size - 0.5``, clamped into the
+    input, computed in `dtype` as PyTorch does (Keras' torch backend calls it; TensorFlow's
+    resize makes the same weights).
+    """
+    dtype = np.dtype(dtype)
+    one_half = dtype.type(0.5)
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    source = np.maximum(scale * (np.arange(out_size, dtype=dtype) + one_half) - one_half,
+                        dtype.type(0))
+    first = np.minimum(np.floor(source).astype(np.intp), in_size - 1)
+    frac = np.clip(source - first.astype(dtype), 0, 1).astype(dtype)
+    second = np.minimum(first + 1, in_size - 1)
+    return first, second, frac
+
+
+def _resize_gradient_setup(grad_out, input_shape, name):
+    """The output gradient of a resize as an array, and the input shape as 4 ints."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = input_shape_tuple(input_shape, name)
+    _check_spatial(shape, name, arg="input_shape")
+    if grad_out.shape[0] != shape[0] or grad_out.shape[3] != shape[3] \
+            or min(grad_out.shape[1:3]) < 1:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"the input shape {shape}")
+    return grad_out, shape
+
+
+def resize_bilinear(x, size, dtype=None, name="resize"):
+    """Keras' bilinear resize of NHWC `x` to `size` = (height, width): half-pixel centres,
+    no antialiasing (Keras' default), edges clamped. Returns (N, height, width, C)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    out_h, out_w = as_int_tuple(size, 2, "size", name)
+    out = np.empty((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
+    _resize.resize_bilinear_forward(x, out, *_bilinear_taps(x.shape[1], out_h, x.dtype),
+                                    *_bilinear_taps(x.shape[2], out_w, x.dtype),
+                                    get_num_threads())
+    return out
+
+
+def resize_bilinear_backward(grad_out, input_shape, name="resize"):
+    """Gradient of resize_bilinear with respect to its input of `input_shape` (N, H, W, C)."""
+    grad_out, (n, h, w, channels) = _resize_gradient_setup(grad_out, input_shape, name)
+    rows = _bilinear_taps(h, grad_out.shape[1], grad_out.dtype)
+    # The output rows reading input row ih form one run: row0 <= ih <= row1 (both sorted).
+    first_row = np.searchsorted(rows[1], np.arange(h), side="left").astype(np.intp)
+    end_row = np.searchsorted(rows[0], np.arange(h), side="right").astype(np.intp)
+    grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
+    _resize.resize_bilinear_backward(grad_out, grad_x, *rows, first_row, end_row,
+                                     *_bilinear_taps(w, grad_out.shape[2], grad_out.dtype),
+                                     get_num_threads())
+    return grad_x
+
+
+def _nearest_taps(in_size, out_size, dtype):
+    """Keras' nearest sampling of `in_size` cells at `out_size` points, one axis:
+    ``min(floor((dst + 0.5) * in_size / out_size), in_size - 1)``, in `dtype` as PyTorch's
+    "nearest-exact" (which Keras' torch backend calls)."""
+    dtype = np.dtype(dtype)
+    scale = dtype.type(in_size) / dtype.type(out_size)
+    source = np.floor((np.arange(out_size, dtype=dtype) + dtype.type(0.5)) * scale)
+    return np.minimum(source.astype(np.intp), in_size - 1)
+
+
+def resize_nearest(x, size, dtype=None, name="resize"):
+    """Keras' nearest-neighbour resize of NHWC `x` to `size` = (height, width)."""
+    x = as_batch(x, dtype, name)
+    _check_spatial(x.shape, name)
+    out_h, out_w = as_int_tuple(size, 2, "size", name)
+    rows = _nearest_taps(x.shape[1], out_h, x.dtype)
+    cols = _nearest_taps(x.shape[2], out_w, x.dtype)
+    return np.take(np.take(x, rows, axis=1), cols, axis=2)
+
+
+def _sum_runs(grad, taps, in_size, axis):
+    """Adjoint of np.take(x, taps, axis) for sorted taps: each input cell gets the sum of
+    the run of output cells that copied it, summed in order."""
+    cells, starts = np.unique(taps, return_index=True)
+    shape = list(grad.shape)
+    shape[axis] = in_size
+    out = np.zeros(shape, dtype=grad.dtype)
+    index = [slice(None)] * grad.ndim
+    index[axis] = cells
+    out[tuple(index)] = np.add.reduceat(grad, starts, axis=axis)
+    return out
+
+
+def resize_nearest_backward(grad_out, input_shape, name="resize"):
+    """Gradient of resize_nearest with respect to its input of `input_shape` (N, H, W, C)."""
+    grad_out, (_, h, w, _) = _resize_gradient_setup(grad_out, input_shape, name)
+    rows = _nearest_taps(h, grad_out.shape[1], grad_out.dtype)
+    cols = _nearest_taps(w, grad_out.shape[2], grad_out.dtype)
+    return _sum_runs(_sum_runs(grad_out, cols, w, 2), rows, h, 1)
+
+
+# ----------------------------------------------------------------------------- layer normalization
+
+def _layer_norm_weights(gamma, beta, width, dtype, name):
+    """gamma and beta as (width,) arrays of `dtype`; ones and zeros where not given."""
+    out = []
+    for arg, value, default in (("gamma", gamma, 1), ("beta", beta, 0)):
+        if value is None:
+            out.append(np.full(width, default, dtype=dtype))
+            continue
+        value = _native(np.asarray(value))
+        if value.shape != (width,) or value.dtype != dtype:
+            raise ValueError(f"{name}: {arg} must have shape ({width},) and dtype {dtype}, got "
+                             f"{value.shape} {value.dtype}")
+        out.append(np.ascontiguousarray(value))
+    return out
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, name="layer_normalization"):
+    """Keras' layer normalization of each row of the 2-D `x` (rows, M):
+    ``(x - mean) / sqrt(variance + epsilon) * gamma + beta``, gamma and beta (M,) or None.
+    Returns (y, mean, inv): the per-row mean and 1 / sqrt(variance + epsilon) are what
+    layer_norm_backward needs."""
+    x = as_batch(x, None, name, ndim=2)
+    if isinstance(epsilon, bool) or not np.isfinite(epsilon) or epsilon < 0:
+        raise ValueError(f"{name}: epsilon must be a finite number >= 0, got {epsilon!r}")
+    gamma, beta = _layer_norm_weights(gamma, beta, x.shape[1], x.dtype, name)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: cannot normalize rows of 0 values (input shape {x.shape})")
+    y = np.empty_like(x)
+    mean = np.empty(x.shape[0], dtype=x.dtype)
+    inv = np.empty(x.shape[0], dtype=x.dtype)
+    _layer_norm.layer_norm_forward(x, gamma, beta, float(epsilon), y, mean, inv,
+                                   get_num_threads())
+    return y, mean, inv
+
+
+def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
+                        name="layer_normalization"):
+    """Gradients of layer_norm: (grad_x or None, grad_gamma, grad_beta), from the forward
+    pass's input, mean and inv. The weight gradients are partial sums over fixed blocks of
+    rows, added in order, so they do not depend on the thread count."""
+    x = as_batch(x, None, name, ndim=2)
+    grad_out = as_batch(grad_out, x.dtype, name, arg="output gradient", ndim=2)
+    rows, width = x.shape
+    if grad_out.shape != x.shape:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"the input shape {x.shape}")
+    gamma = _layer_norm_weights(gamma, None, width, x.dtype, name)[0]
+    stats = []
+    for arg, value in (("mean", mean), ("inv", inv)):
+        value = _native(np.asarray(value))
+        if value.shape != (rows,) or value.dtype != x.dtype:
+            raise ValueError(f"{name}: {arg} must have shape ({rows},) and dtype {x.dtype}, got "
+                             f"{value.shape} {value.dtype}")
+        stats.append(np.ascontiguousarray(value))
+    blocks = max(1, min(rows, MAX_GRADIENT_PARTIALS))
+    block_rows = max(1, -(-rows // blocks))
+    grad_gamma = np.empty((blocks, width), dtype=x.dtype)
+    grad_beta = np.empty((blocks, width), dtype=x.dtype)
+    grad_x = np.empty_like(x) if need_input_grad else None
+    _layer_norm.layer_norm_backward(x, grad_out, gamma, *stats, grad_x, grad_gamma, grad_beta,
+                                    block_rows, get_num_threads())
+    total_gamma, total_beta = grad_gamma[0], grad_beta[0]
+    for b in range(1, blocks):  # in order: the sums do not depend on the thread count
+        total_gamma += grad_gamma[b]
+        total_beta += grad_beta[b]
+    return grad_x, total_gamma, total_beta

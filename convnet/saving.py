@@ -105,7 +105,8 @@ def _weights_header(arrays):
     """Header entries for `arrays`, and the arrays as contiguous little-endian data."""
     entries, offset, stored = [], 0, []
     for array in arrays:
-        array = np.ascontiguousarray(array, dtype=_DTYPES[array.dtype.name])
+        # (np.ascontiguousarray would make a scalar weight 1-D)
+        array = np.asarray(array, dtype=_DTYPES[array.dtype.name], order="C")
         entries.append({"dtype": array.dtype.name, "shape": list(array.shape),
                         "offset": offset, "nbytes": array.nbytes})
         offset += array.nbytes

@@ -180,6 +180,147 @@ BAD_OPS = {
 }
 
 
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+IMAGES = np.zeros((2, 5, 6, 3), dtype=np.float32)
+
+
+def _adapt(layer, data, built_for=None):
+    if built_for is not None:
+        layer.build(built_for)
+    layer.adapt(data)
+
+
+BAD_OPS.update({
+    "resize to size 0": (lambda: kernels.resize_bilinear(X, (0, 4)), ValueError, "size"),
+    "resize of a 3-D input": (lambda: kernels.resize_bilinear(X[0], (4, 4)), ValueError,
+                              "4-D input"),
+    "resize gradient of another batch": (lambda: kernels.resize_bilinear_backward(
+        np.zeros((3, 4, 4, 3)), X.shape), ValueError, "does not match the input shape"),
+    "resize gradient for a bad input_shape": (lambda: kernels.resize_bilinear_backward(
+        np.zeros((2, 4, 4, 3)), (2, 8, 3)), TypeError, "input_shape"),
+    "nearest resize gradient for an empty input": (lambda: kernels.resize_nearest_backward(
+        np.zeros((2, 4, 4, 3)), (2, 0, 8, 3)), ValueError, "empty"),
+    "layer norm of a 3-D input": (lambda: kernels.layer_norm(X[0]), ValueError, "2-D input"),
+    "layer norm of rows of nothing": (lambda: kernels.layer_norm(np.zeros((3, 0))), ValueError,
+                                      "0 values"),
+    "layer norm negative epsilon": (lambda: kernels.layer_norm(np.ones((2, 3)), epsilon=-1.0),
+                                    ValueError, "epsilon"),
+    "layer norm gamma of another size": (lambda: kernels.layer_norm(np.ones((2, 3)),
+                                                                    np.ones(4)),
+                                         ValueError, "gamma must have shape"),
+    "layer norm beta of another dtype": (lambda: kernels.layer_norm(
+        np.ones((2, 3)), None, np.ones(3, np.float32)), ValueError, "beta .*dtype"),
+    "layer norm gradient of another shape": (lambda: kernels.layer_norm_backward(
+        np.ones((2, 3)), np.ones((2, 4)), None, np.ones(2), np.ones(2)), ValueError,
+        "output gradient"),
+    "layer norm mean of another dtype": (lambda: kernels.layer_norm_backward(
+        np.ones((2, 3)), np.ones((2, 3)), None, np.ones(2, np.float32), np.ones(2)),
+        ValueError, "mean must have shape"),
+})
+
+BAD_LAYERS_OF_ISSUE_14 = {
+    "Reshape with two -1": (lambda: layers.Reshape((-1, -1)), ValueError, "target_shape"),
+    "Reshape to a 0 size": (lambda: layers.Reshape((0, 4)), ValueError, "target_shape"),
+    "Reshape to an int": (lambda: layers.Reshape(5), TypeError, "target_shape"),
+    "Reshape of the wrong size": (lambda: layers.Reshape((7,))(IMAGES), ValueError,
+                                  r"Reshape 'reshape.*cannot reshape examples of shape "
+                                  r"\(5, 6, 3\)"),
+    "Permute not a permutation": (lambda: layers.Permute((1, 3)), ValueError, "dims"),
+    "Permute of the wrong rank": (lambda: layers.Permute((2, 1))(IMAGES), ValueError,
+                                  "Permute 'permute.*expects 3-D"),
+    "UpSampling2D size 0": (lambda: layers.UpSampling2D(0), ValueError, "size"),
+    "UpSampling2D bicubic": (lambda: layers.UpSampling2D(interpolation="bicubic"), ValueError,
+                             "interpolation"),
+    "UpSampling2D interpolation not a string": (lambda: layers.UpSampling2D(interpolation=1),
+                                                TypeError, "interpolation"),
+    "Cropping2D negative": (lambda: layers.Cropping2D(-1), ValueError, "cropping"),
+    "Cropping2D three parts": (lambda: layers.Cropping2D((1, 2, 3)), ValueError, "cropping"),
+    "Cropping2D of floats": (lambda: layers.Cropping2D((1.5, 2)), TypeError, "cropping"),
+    "Cropping2D everything": (lambda: layers.Cropping2D(((3, 2), (0, 0)))(IMAGES), ValueError,
+                              "Cropping2D 'cropping2d.*removes all of the height"),
+    "SpatialDropout2D rate 1": (lambda: layers.SpatialDropout2D(1.0), ValueError, "rate"),
+    "SpatialDropout2D data_format": (lambda: layers.SpatialDropout2D(0.1, "nhwc"), ValueError,
+                                     "data_format"),
+    "SpatialDropout2D negative seed": (lambda: layers.SpatialDropout2D(0.1, seed=-1),
+                                       ValueError, "seed"),
+    "SpatialDropout2D of 3-D inputs": (lambda: layers.SpatialDropout2D(0.1)(IMAGES[0]),
+                                       ValueError, "expects 4-D"),
+    "GaussianNoise stddev above 1": (lambda: layers.GaussianNoise(2.0), ValueError, "stddev"),
+    "GaussianNoise stddev a string": (lambda: layers.GaussianNoise("0.1"), TypeError,
+                                      "stddev"),
+    "GaussianNoise seed a float": (lambda: layers.GaussianNoise(0.1, seed=1.5), ValueError,
+                                   "seed"),
+    "GaussianDropout rate 1": (lambda: layers.GaussianDropout(1.0), ValueError, "rate"),
+    "ActivityRegularization negative l1": (lambda: layers.ActivityRegularization(l1=-1.0),
+                                           ValueError, "l1"),
+    "ActivityRegularization infinite l2": (lambda: layers.ActivityRegularization(
+        l2=float("inf")), ValueError, "l2"),
+    "LeakyReLU negative slope": (lambda: layers.LeakyReLU(-0.1), ValueError, "negative_slope"),
+    "LeakyReLU slope None": (lambda: layers.LeakyReLU(None), ValueError, "negative_slope"),
+    "ELU alpha NaN": (lambda: layers.ELU(float("nan")), ValueError, "alpha"),
+    "PReLU shared axis 0": (lambda: layers.PReLU(shared_axes=0), ValueError, "shared_axes"),
+    "PReLU shared axis past the rank": (lambda: layers.PReLU(shared_axes=4)(IMAGES),
+                                        ValueError, "PReLU 'p_re_lu.*shared_axes"),
+    "PReLU unknown initializer": (lambda: layers.PReLU("zero_ish"), ValueError, "initializer"),
+    "LayerNormalization axis a string": (lambda: layers.LayerNormalization("x"), TypeError,
+                                         "axis"),
+    "LayerNormalization axis out of range": (lambda: layers.LayerNormalization(4)(IMAGES),
+                                             ValueError, "out of range"),
+    "LayerNormalization over the batch": (lambda: layers.LayerNormalization([0, 1])(IMAGES),
+                                          ValueError, "batch axis"),
+    "LayerNormalization negative epsilon": (lambda: layers.LayerNormalization(epsilon=-1.0),
+                                            ValueError, "epsilon"),
+    "LayerNormalization center not a bool": (lambda: layers.LayerNormalization(center="yes"),
+                                             TypeError, "center"),
+    "Normalization mean alone": (lambda: layers.Normalization(mean=1.0), ValueError,
+                                 "both mean and variance"),
+    "Normalization shapes differ": (lambda: layers.Normalization(mean=[1, 2], variance=[1]),
+                                    ValueError, "same shape"),
+    "Normalization negative variance": (lambda: layers.Normalization(mean=0, variance=-1),
+                                        ValueError, "variance must be >= 0"),
+    "Normalization mean of too many axes": (lambda: layers.Normalization(
+        mean=[[1.0]], variance=[[1.0]]), ValueError, "more axes"),
+    "Normalization axis a string": (lambda: layers.Normalization(axis="c"), TypeError, "axis"),
+    "Normalization invert not a bool": (lambda: layers.Normalization(invert=1), TypeError,
+                                        "invert"),
+    "Normalization axis out of range": (lambda: layers.Normalization(axis=5)(IMAGES),
+                                        ValueError, "out of range"),
+    "Normalization adapt when given": (lambda: _adapt(layers.Normalization(mean=0, variance=1),
+                                                      IMAGES), ValueError, "adapt"),
+    "Normalization adapt on nothing": (lambda: _adapt(layers.Normalization(), []), ValueError,
+                                       "no batches"),
+    "Normalization adapt on strings": (lambda: _adapt(layers.Normalization(),
+                                                      np.array([["a"]])), TypeError,
+                                       "real numbers"),
+    "Normalization adapt of another shape": (lambda: _adapt(
+        layers.Normalization(), np.zeros((3, 5)), built_for=(None, 4)), ValueError,
+        "built for inputs"),
+    "Rescaling scale a string": (lambda: layers.Rescaling("half"), TypeError, "scale"),
+    "Rescaling infinite offset": (lambda: layers.Rescaling(1.0, float("inf")), ValueError,
+                                  "offset"),
+    "Rescaling scale that enlarges the input": (lambda: layers.Rescaling([1.0, 2.0])(IMAGES),
+                                                ValueError, "broadcast"),
+    "Resizing height 0": (lambda: layers.Resizing(0, 4), ValueError, "height"),
+    "Resizing bicubic": (lambda: layers.Resizing(4, 4, "bicubic"), ValueError,
+                         "interpolation"),
+    "Resizing both aspect ratios": (lambda: layers.Resizing(
+        4, 4, crop_to_aspect_ratio=True, pad_to_aspect_ratio=True), ValueError, "only one"),
+    "Resizing antialias": (lambda: layers.Resizing(4, 4, antialias=True), ValueError,
+                           "antialias"),
+    "Resizing fill_mode": (lambda: layers.Resizing(4, 4, fill_mode="reflect"), ValueError,
+                           "fill_mode"),
+    "CenterCrop width 0": (lambda: layers.CenterCrop(4, 0), ValueError, "width"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAYERS_OF_ISSUE_14))
+def test_bad_arguments_of_the_issue_14_layers_raise_clear_errors(case):
+    call, error, message = BAD_LAYERS_OF_ISSUE_14[case]
+    with pytest.raises(error, match=message):
+        call()
+# -- end of the issue 14 layers --
+
+
 BAD_LAYERS = {
     "zero filters": (lambda: layers.Conv2D(0, 3), ValueError, "filters"),
     "bad kernel_size": (lambda: layers.Conv2D(4, (3, 3, 3)), TypeError, "kernel_size"),

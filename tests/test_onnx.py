@@ -153,6 +153,120 @@ CASES = {
        for keep in (False, True) for fmt in ("channels_last", "channels_first")},
 }
 
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+
+
+def _adapted(shape, **kwargs):
+    norm = layers.Normalization(**kwargs)
+    norm.adapt(np.random.default_rng(4).normal(1.0, 3.0, size=(20, *shape)).astype("float32"))
+    return norm
+
+
+CASES.update({
+    "Reshape -1 after conv": lambda: _seq((4, 6, 2), layers.Conv2D(3, 1),
+                                          layers.Reshape((-1, 6)), layers.Dense(2)),
+    "Reshape to images": lambda: _seq((12,), layers.Reshape((2, 3, 2)), layers.Conv2D(2, 1)),
+    "Permute of conv output": lambda: _seq((4, 6, 2), layers.Conv2D(3, 1),
+                                           layers.Permute((3, 1, 2)), layers.Flatten(),
+                                           layers.Dense(3)),
+    "Cropping2D": lambda: _seq((5, 6, 2), layers.Cropping2D(((1, 0), (2, 1))),
+                               layers.Conv2D(2, 1)),
+    "Cropping2D channels_first": lambda: _seq(
+        (2, 5, 6), layers.Cropping2D((1, 2), data_format="channels_first")),
+    "UpSampling2D nearest": lambda: _seq((4, 5, 2), layers.UpSampling2D((2, 3))),
+    "UpSampling2D bilinear": lambda: _seq(
+        (4, 5, 2), layers.Conv2D(3, 1), layers.UpSampling2D((3, 2), interpolation="bilinear")),
+    "UpSampling2D bilinear channels_first": lambda: _seq(
+        (2, 4, 5), layers.UpSampling2D(2, data_format="channels_first",
+                                       interpolation="bilinear")),
+    "noise and regularization layers": lambda: _seq(
+        (4, 5, 3), layers.SpatialDropout2D(0.3), layers.GaussianNoise(0.2),
+        layers.GaussianDropout(0.2), layers.ActivityRegularization(0.1, 0.1), layers.Identity()),
+    "LeakyReLU": lambda: _seq((6,), layers.Dense(8), layers.LeakyReLU()),
+    "ELU alpha": lambda: _seq((6,), layers.Dense(8), layers.ELU(0.5)),
+    "PReLU per value": lambda: _seq(
+        (6,), layers.Dense(8), layers.PReLU(alpha_initializer="random_normal")),
+    "PReLU shared on conv output": lambda: _seq(
+        (4, 5, 3), layers.Conv2D(3, 1), layers.PReLU(alpha_initializer="random_normal",
+                                                      shared_axes=[1, 2])),
+    "LayerNormalization": lambda: _seq((5, 6), layers.LayerNormalization(), layers.Dense(2)),
+    "LayerNormalization on conv output, two axes": lambda: _seq(
+        (4, 5, 3), layers.Conv2D(3, 1), layers.LayerNormalization(axis=[1, 3], center=False)),
+    "Normalization given": lambda: _seq(
+        (4, 5, 3), layers.Normalization(mean=[1, 2, 3], variance=[1, 4, 9]),
+        layers.Conv2D(2, 1)),
+    # (not _seq: its random 1-D weights would make the variance negative)
+    "Normalization adapted, invert": lambda: keras.Sequential(
+        [keras.Input((6,)), _adapted((6,), invert=True)]),
+    "Rescaling per channel": lambda: _seq((4, 5, 3), layers.Rescaling([1.0, 0.5, 2.0], 0.1),
+                                          layers.Conv2D(2, 1)),
+    "Resizing down": lambda: _seq((5, 6, 2), layers.Conv2D(2, 1), layers.Resizing(3, 4)),
+    "Resizing up": lambda: _seq((5, 6, 2), layers.Resizing(9, 13)),
+    "Resizing nearest": lambda: _seq((7, 9, 2), layers.Resizing(14, 3,
+                                                                interpolation="nearest")),
+    "Resizing pad_to_aspect_ratio": lambda: _seq(
+        (5, 6, 2), layers.Resizing(8, 3, pad_to_aspect_ratio=True, fill_value=0.5)),
+    "Resizing crop_to_aspect_ratio channels_first": lambda: _seq(
+        (2, 5, 8), layers.Resizing(4, 4, crop_to_aspect_ratio=True,
+                                   data_format="channels_first")),
+    "CenterCrop": lambda: _seq((5, 6, 2), layers.CenterCrop(3, 3)),
+    "CenterCrop of a small image": lambda: _seq((5, 6, 2), layers.CenterCrop(7, 2)),
+})
+
+
+def test_nearest_resizing_picks_keras_cells_at_every_size():
+    """ONNX's half_pixel source rounded half up is Keras' floor((dst + 0.5) * in / out):
+    checked cell for cell at every size from 1 to 12 into 1 to 24."""
+    for size in range(1, 13):
+        for target in range(1, 25):
+            model = _seq((size, 2, 1), layers.Resizing(target, 2, interpolation="nearest"))
+            x = np.arange(size * 2, dtype=np.float32).reshape(1, size, 2, 1)
+            (got,) = _session(onnx_export.to_onnx(model)).run(None, {"input": x})
+            np.testing.assert_array_equal(got, model.predict(x, verbose=0))
+
+
+MISC_REFUSED = {
+    "LayerNormalization rms_scaling": (
+        lambda: _seq((5,), layers.LayerNormalization(rms_scaling=True)),
+        "rms_scaling=True .* has no ONNX form"),
+    "Resizing of an unknown size": (
+        lambda: _seq((None, None, 2), layers.Resizing(3, 3)),
+        "Resizing 'resizing.*needs the input's height and width"),
+    "Resizing in float64": (
+        lambda: _seq((5, 6, 2), layers.Resizing(3, 3, dtype="float64"), dtype="float64"),
+        "float64 kernel for the Resize"),
+    "ELU in float64": (lambda: _seq((6,), layers.ELU(dtype="float64"), dtype="float64"),
+                       "float64 kernel for the Elu"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:LayerNormalization. rms_scaling")
+@pytest.mark.parametrize("case", sorted(MISC_REFUSED))
+def test_misc_layers_onnx_cannot_express_exactly_are_refused(case):
+    make, message = MISC_REFUSED[case]
+    with pytest.raises(ValueError, match=message):
+        onnx_export.to_onnx(make())
+
+# The activations Keras 3 names beyond ACTIVATIONS, as strings and with settings.
+MORE_ACTIVATIONS = ("gelu", "selu", "celu", "softsign", "hard_sigmoid", "hard_silu",
+                    "hard_swish", "mish", "relu6", "hard_tanh", "exponential", "log_sigmoid",
+                    "tanh_shrink", "log_softmax")
+CASES.update({
+    **{f"Activation {name}": (lambda name=name: _seq(
+        (6,), layers.Dense(5), layers.Activation(name))) for name in MORE_ACTIVATIONS},
+    **{f"conv activation {name}": (lambda name=name: _seq(
+        (5, 6, 2), layers.Conv2D(4, 3, padding="same", activation=name)))
+       for name in MORE_ACTIVATIONS},
+    "gelu approximate": lambda: _seq(
+        (6,), layers.Dense(5, activation=keras.activations.GELU(approximate=True))),
+    "elu alpha as an activation": lambda: _seq(
+        (6,), layers.Dense(5, activation=keras.activations.ELU(alpha=0.4))),
+    "log_softmax axis 1 of NHWC images": lambda: _seq(
+        (4, 5, 3), layers.Conv2D(3, 1),
+        layers.Activation(keras.activations.LogSoftmax(axis=1))),
+})
+# -- end of the issue 14 layers --
+
 # ceil_mode: (input size, pool, stride, padding). Each was chosen for its last window:
 CEIL_CASES = {
     "adds a window past the input": (6, 3, 2, "valid"),            # 3 windows, floor has 2

@@ -733,6 +733,134 @@ register(layers_module.GlobalAveragePooling2D)(_emit_global_pooling2d("GlobalAve
 register(layers_module.GlobalMaxPooling2D)(_emit_global_pooling2d("GlobalMaxPool"))
 
 
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+
+# The identity at inference; an activity penalty only adds to the training loss.
+register(layers_module.Identity, layers_module.SpatialDropout2D, layers_module.GaussianNoise,
+         layers_module.GaussianDropout, layers_module.ActivityRegularization)(_emit_identity)
+register(layers_module.LeakyReLU)(_emit_activation_layer)
+
+
+@register(layers_module.Reshape)
+def _emit_reshape(layer, builder, inputs):
+    return [reshape(builder, inputs[0], layer.target_shape, layer.name)]
+
+
+@register(layers_module.Permute)
+def _emit_permute(layer, builder, inputs):
+    return [permute(builder, inputs[0], layer.dims, layer.name)]
+
+
+@register(layers_module.Cropping2D)
+def _emit_cropping2d(layer, builder, inputs):
+    return [crop2d(builder, inputs[0], layer.cropping, layer.data_format, layer.name)]
+
+
+@register(layers_module.UpSampling2D)
+def _emit_up_sampling2d(layer, builder, inputs):
+    return [upsample2d(builder, inputs[0], layer.size, layer.interpolation, layer.data_format,
+                       layer.name)]
+
+
+@register(layers_module.ELU)
+def _emit_elu_layer(layer, builder, inputs):
+    return [elu(builder, inputs[0], layer.alpha, layer.name)]
+
+
+@register(layers_module.PReLU)
+def _emit_prelu(layer, builder, inputs):
+    return [below_threshold(builder, inputs[0], layer.alpha.numpy(), 0, layer.name)]
+
+
+@register(layers_module.LayerNormalization)
+def _emit_layer_normalization(layer, builder, inputs):
+    if layer.rms_scaling:
+        raise ValueError(f"{builder.describe()}: rms_scaling=True (deprecated in Keras 3) has "
+                         f"no ONNX form in this exporter")
+    weights = [None if w is None else w.numpy() for w in (layer.gamma, layer.beta)]
+    return [layer_normalization(builder, inputs[0], layer.axis, *weights, layer.epsilon,
+                                layer.name)]
+
+
+@register(layers_module.Normalization)
+def _emit_normalization(layer, builder, inputs):
+    """The statistics as they are at export: (x - mean) / std, or mean + x * std."""
+    mean, std = layer._statistics()
+    if layer.invert:
+        scaled = with_constant(builder, "Mul", inputs[0], std, f"{layer.name}/scaled")
+        return [with_constant(builder, "Add", scaled, mean, layer.name)]
+    centered = with_constant(builder, "Sub", inputs[0], mean, f"{layer.name}/centered")
+    return [with_constant(builder, "Div", centered, std, layer.name)]
+
+
+@register(layers_module.Rescaling)
+def _emit_rescaling(layer, builder, inputs):
+    scaled = with_constant(builder, "Mul", inputs[0], layer._scale(), f"{layer.name}/scaled")
+    return [with_constant(builder, "Add", scaled, layer.offset, layer.name)]
+
+
+#: Resize's attributes for Keras' resize to a given size: half-pixel centres; "nearest"
+#: takes floor((dst + 0.5) * in / out), which is ONNX's half_pixel source rounded half up
+_RESIZE_TO_SIZE = {
+    "nearest": dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                    nearest_mode="round_prefer_ceil"),
+    "bilinear": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+}
+
+
+@register(layers_module.Resizing, layers_module.CenterCrop)
+def _emit_resampling(layer, builder, inputs):
+    """The layer's crop (Slice) or padding (Pad), worked out from the input's height and
+    width, then a Resize to (height, width) where the size changes."""
+    (x,) = inputs
+    info = builder.info[x]
+    axes = _spatial_axes(layer.data_format)
+    h, w = (info.shape[axis] for axis in axes)
+    if h is None or w is None:
+        raise _unknown_size_error(builder, info.shape, f"{type(layer).__name__}'s crop, "
+                                                       f"padding and resize")
+    box = layer._box(h, w)
+    shape = list(info.shape)
+    if box is not None:
+        if min(min(pair) for pair in box) >= 0:
+            x = crop2d(builder, x, box, layer.data_format, f"{layer.name}/crop")
+        else:
+            x = builder.stored(x, _nchw_order(layer.data_format))
+            (top, bottom), (left, right) = box
+            pads = builder.constant([0, 0, -top, -left, 0, 0, -bottom, -right],
+                                    f"{layer.name}/pads", np.int64)
+            fill = builder.constant(np.asarray(layer.fill_value, info.dtype),
+                                    f"{layer.name}/fill_value")
+            for axis, (before, after) in zip(axes, box):
+                shape[axis] -= before + after
+            x = builder.node("Pad", [x, pads, fill], f"{layer.name}/pad", shape,
+                             builder.info[x].order, info.dtype)
+    current = builder.info[x]
+    if tuple(current.shape[axis] for axis in axes) == (layer.height, layer.width):
+        return [builder.node("Identity", [x], layer.name, like=x)]
+    out_shape = list(current.shape)
+    out_shape[axes[0]], out_shape[axes[1]] = layer.height, layer.width
+    if info.dtype == np.float64:
+        raise ValueError(f"{builder.describe()}: ONNX Runtime has no float64 kernel for the "
+                         f"Resize operator this layer needs; export a float32 model instead "
+                         f"(build it with dtype='float32')")
+    # The batch keeps its size; "sizes" needs every axis, so the batch's is read off x.
+    stored_shape = builder.node("Shape", [x], f"{layer.name}/input_shape", (len(out_shape),),
+                                (0,), np.int64)
+    first = [builder.constant([i], f"{layer.name}/batch_{i}", np.int64) for i in (0, 1)]
+    batch = builder.node("Slice", [stored_shape, *first], f"{layer.name}/batch", (1,), (0,),
+                         np.int64)
+    rest = builder.constant([out_shape[axis] for axis in current.order[1:]],
+                            f"{layer.name}/sizes", np.int64)
+    sizes = builder.node("Concat", [batch, rest], f"{layer.name}/sizes", (len(out_shape),),
+                         (0,), np.int64, axis=0)
+    return [builder.node("Resize", [x, "", "", sizes], layer.name, tuple(out_shape),
+                         current.order, info.dtype, **_RESIZE_TO_SIZE[layer.interpolation])]
+
+
+# -- end of the issue 14 layers --
+
+
 # ----------------------------------------------------------------------------- activations
 
 #: activation class -> emit(activation, builder, x, hint) -> y, stored like x
@@ -775,7 +903,7 @@ _register_activation(activations.Softplus)(_elementwise("Softplus"))
 
 @_register_activation(activations.ELU)
 def _emit_elu(activation, builder, x, hint):
-    return elu(builder, x, 1.0, hint)
+    return elu(builder, x, activation.alpha, hint)
 
 
 @_register_activation(activations.LeakyReLU)
@@ -811,6 +939,99 @@ def _emit_relu(activation, builder, x, hint):
     if capped:
         y = with_constant(builder, "Min", y, max_value, hint)
     return y
+
+
+# -- the activations Keras 3 names (issue 14): each Keras formula in ONNX operators --
+
+_register_activation(activations.Exponential)(_elementwise("Exp"))
+_register_activation(activations.Softsign)(_elementwise("Softsign"))
+
+
+@_register_activation(activations.GELU)
+def _emit_gelu(activation, builder, x, hint):
+    """0.5 * x * (1 + erf(x / sqrt(2))), or with approximate=True
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))."""
+    if activation.approximate:
+        cube = builder.node("Mul", [builder.node("Mul", [x, x], f"{hint}/square", like=x), x],
+                            f"{hint}/cube", like=x)
+        inner = builder.node("Add", [x, with_constant(builder, "Mul", cube, 0.044715,
+                                                      f"{hint}/cubic")], f"{hint}/inner",
+                             like=x)
+        bend = builder.node("Tanh", [with_constant(builder, "Mul", inner,
+                                                   math.sqrt(2 / math.pi), f"{hint}/scaled")],
+                            f"{hint}/tanh", like=x)
+    else:
+        bend = builder.node("Erf", [with_constant(builder, "Mul", x, 1 / math.sqrt(2),
+                                                  f"{hint}/scaled")], f"{hint}/erf", like=x)
+    half_x = with_constant(builder, "Mul", x, 0.5, f"{hint}/half")
+    return builder.node("Mul", [half_x, with_constant(builder, "Add", bend, 1.0,
+                                                      f"{hint}/one_plus")], hint, like=x)
+
+
+@_register_activation(activations.SELU)
+def _emit_selu(activation, builder, x, hint):
+    return builder.node("Selu", [x], hint, like=x, alpha=activation.alpha,
+                        gamma=activation.scale)
+
+
+@_register_activation(activations.CELU)
+def _emit_celu(activation, builder, x, hint):
+    return builder.node("Celu", [x], hint, like=x, alpha=float(activation.alpha))
+
+
+@_register_activation(activations.HardSigmoid)
+def _emit_hard_sigmoid(activation, builder, x, hint):
+    """Keras 3's clip(x / 6 + 0.5, 0, 1)."""
+    return builder.node("HardSigmoid", [x], hint, like=x, alpha=1 / 6, beta=0.5)
+
+
+@_register_activation(activations.HardSiLU)
+def _emit_hard_silu(activation, builder, x, hint):
+    gate = builder.node("HardSigmoid", [x], f"{hint}/gate", like=x, alpha=1 / 6, beta=0.5)
+    return builder.node("Mul", [x, gate], hint, like=x)
+
+
+@_register_activation(activations.Mish)
+def _emit_mish(activation, builder, x, hint):
+    softplus = builder.node("Softplus", [x], f"{hint}/softplus", like=x)
+    return builder.node("Mul", [x, builder.node("Tanh", [softplus], f"{hint}/tanh", like=x)],
+                        hint, like=x)
+
+
+@_register_activation(activations.ReLU6)
+def _emit_relu6(activation, builder, x, hint):
+    return with_constant(builder, "Min", builder.node("Relu", [x], f"{hint}/relu", like=x),
+                         6.0, hint)
+
+
+@_register_activation(activations.HardTanh)
+def _emit_hard_tanh(activation, builder, x, hint):
+    return with_constant(builder, "Min", with_constant(builder, "Max", x, -1.0,
+                                                       f"{hint}/floor"), 1.0, hint)
+
+
+@_register_activation(activations.LogSigmoid)
+def _emit_log_sigmoid(activation, builder, x, hint):
+    """-softplus(-x)."""
+    minus_x = builder.node("Neg", [x], f"{hint}/minus", like=x)
+    softplus = builder.node("Softplus", [minus_x], f"{hint}/softplus", like=x)
+    return builder.node("Neg", [softplus], hint, like=x)
+
+
+@_register_activation(activations.TanhShrink)
+def _emit_tanh_shrink(activation, builder, x, hint):
+    return builder.node("Sub", [x, builder.node("Tanh", [x], f"{hint}/tanh", like=x)], hint,
+                        like=x)
+
+
+@_register_activation(activations.LogSoftmax)
+def _emit_log_softmax(activation, builder, x, hint):
+    info = builder.info[x]
+    axis = activation.axis % len(info.shape)
+    return builder.node("LogSoftmax", [x], hint, like=x, axis=info.order.index(axis))
+
+
+# -- end of the issue 14 activations --
 
 
 # ----------------------------------------------------------------------------- models

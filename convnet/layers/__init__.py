@@ -10,6 +10,18 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from ..ops.operation import Operation  # noqa: E402 - an op in a functional model
+# -- shape, regularization, activation, normalization and preprocessing layers (issue 14) --
+from .advanced_activations import ELU, LeakyReLU, PReLU
+from .layer_normalization import LayerNormalization
+from .preprocessing import CenterCrop, Normalization, Rescaling, Resizing
+from .regularization import (ActivityRegularization, GaussianDropout, GaussianNoise,
+                             SpatialDropout2D)
+from .reshaping import Cropping2D, Identity, Permute, Reshape, UpSampling2D
+
+_MISC_LAYERS = (Reshape, Permute, UpSampling2D, Cropping2D, Identity, SpatialDropout2D,
+                GaussianNoise, GaussianDropout, ActivityRegularization, LeakyReLU, PReLU, ELU,
+                LayerNormalization, Normalization, Rescaling, Resizing, CenterCrop)
+# -- end of the issue 14 layers --
 
 Convolution2D = Conv2D
 
@@ -17,7 +29,8 @@ Convolution2D = Conv2D
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Operation)}
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Operation,
+    *_MISC_LAYERS)}
 
 
 def serialize(layer):

@@ -132,7 +132,10 @@ class Layer:
         self._trainable = bool(trainable)
         self.autocast = bool(autocast)
         self.activity_regularizer = _get_regularizer(activity_regularizer)
-        self.built = False
+        # Keras builds a layer that has no weights to make when it is constructed, so that
+        # count_params() works at once (and the layer takes any input its arithmetic
+        # allows): a built-in layer whose class keeps Layer.build makes no weights.
+        self.built = self._is_builtin and type(self).build is Layer.build
         self.input_shape = None
         # Keras lets the first layer of a Sequential carry input_shape=(h, w, c).
         if input_dim is not None:

@@ -46,18 +46,14 @@ class _Merge(Layer):
                         else f"at least {self.min_inputs}")
             raise ValueError(f"{who} takes {expected} inputs, got {n}")
 
-    def build(self, input_shape):
-        self._check_inputs(input_shape)
-        self.compute_output_shape(input_shape)
-        self.input_shape = [tuple(s) for s in input_shape]
-        self.built = True
-
     def compute_output_shape(self, input_shape):
         self._check_inputs(input_shape)
         return _broadcast_shapes([tuple(s) for s in input_shape], self.describe())
 
     def _forward(self, xs, training):
-        self._check_inputs([x.shape for x in xs])
+        # A merge has no weights, so it is built at construction and takes any inputs that
+        # broadcast together: they are checked here, on every call.
+        self.compute_output_shape([x.shape for x in xs])
         y = self._merge(xs)
         return y, ({"xs": xs, "y": y} if training else None)
 
