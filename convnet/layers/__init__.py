@@ -1,6 +1,7 @@
 """Keras-named layers; every one implements the Layer interface of layers/base.py."""
 from .base import Layer
-from .convolutional import Conv2D
+from .batch_normalization import BatchNormalization
+from .convolutional import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
                    ZeroPadding2D)
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
@@ -9,12 +10,17 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, Globa
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 
 Convolution2D = Conv2D
+Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D
 
 #: every layer class a model file may name; nothing else is ever instantiated on load
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
     Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+# Batch normalization and the convolution variants (issue 14)
+LAYER_CLASSES.update({cls.__name__: cls for cls in (
+    BatchNormalization, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose)})
 
 
 def serialize(layer):
@@ -22,6 +28,7 @@ def serialize(layer):
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
-__all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",
+__all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "Convolution2DTranspose",
+           "SeparableConvolution2D", "MaxPool2D", "AvgPool2D",
            "GlobalAvgPool2D", "GlobalMaxPool2D", "add", "subtract", "multiply", "average",
            "maximum", "minimum", "concatenate", "serialize"]
