@@ -198,8 +198,8 @@ class GraphBuilder:
 # Each takes the model's tensors, in whatever order they are stored, writes its nodes and
 # returns its output. The emitters below call them, and so will the emitters of the layers
 # still to come (layer normalization, Rescaling and Normalization, the merge layers,
-# Reshape, Permute, Cropping2D, UpSampling2D, PReLU, ELU), a few lines each. Their tests hold them to NumPy's
-# formula of the operation.
+# Reshape, Permute, Cropping2D, UpSampling2D, PReLU, ELU), a few lines each. Their tests
+# hold them to NumPy's formula of the operation.
 
 def _nchw_order(data_format):
     """The stored order that puts a 4-D tensor in `data_format` in ONNX's NCHW."""
