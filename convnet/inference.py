@@ -114,14 +114,13 @@ def _fold_sequential(model):
 
 
 def _fold_functional(model):
-    nodes = [node for node in model._nodes if node.layer in model.layers]
     consumers = {}
-    for node in nodes:
+    for node in model._nodes:
         for tensor in node.input_tensors:
             consumers.setdefault(id(tensor), []).append(node)
     outputs = {id(tensor) for tensor in model._output_tensors}
     pairs = {}  # the producer's name -> the normalization folded into it
-    for node in nodes:
+    for node in model._nodes:
         layer = node.layer
         if len(layer._inbound_nodes) != 1 or len(node.output_tensors) != 1:
             continue
