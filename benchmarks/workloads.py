@@ -154,6 +154,48 @@ def _depthwise_workload(name, shape, kernel_size):
     return Workload(name, flops, convnet_step, torch_step)
 
 
+def _conv_bn_relu_workload(name, shape, filters):
+    """A Conv2D (3x3 "same", no bias) -> BatchNormalization -> ReLU block's training step:
+    forward, MSE loss against a fixed target, backward, the SGD update and the moving
+    statistics, through the layers as a Keras model runs them (train_on_batch). PyTorch:
+    Conv2d(bias=False), BatchNorm2d(eps=1e-3, momentum=0.01: Keras' defaults), ReLU, the same
+    loss and SGD."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    target = rng.standard_normal((*shape[:3], filters), dtype=np.float32)
+    flops = 3 * conv_flops(shape[0], shape[1:3], (3, 3, shape[3], filters))
+
+    def convnet_step():
+        model = convnet.Sequential([
+            layers.Input(shape[1:]),
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ])
+        model.compile(optimizer=convnet.optimizers.SGD(0.01), loss="mse")
+        return lambda: model.train_on_batch(x, target)
+
+    def torch_step(channels_last):
+        nn = torch.nn
+        model = nn.Sequential(nn.Conv2d(shape[3], filters, 3, padding=1, bias=False),
+                              nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01), nn.ReLU())
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss = nn.MSELoss()
+        tx, ty = as_torch(x, channels_last), as_torch(target, channels_last)
+
+        def step():
+            optimizer.zero_grad()
+            value = loss(model(tx), ty)
+            value.backward()
+            optimizer.step()
+            return value
+        return step
+
+    return Workload(name, flops, convnet_step, torch_step)
+
+
 def _max_pool(x, training):
     return kernels.max_pool2d(x, 2, with_argmax=training)
 
@@ -258,6 +300,7 @@ WORKLOADS = [
     _batch_norm_workload("W8 batch norm forward+backward", W4_SHAPE, relu=False),
     _batch_norm_workload("W8 batch norm + ReLU forward+backward", W4_SHAPE, relu=True),
     _depthwise_workload("W9 depthwise 3x3 forward+backward", W4_SHAPE, 3),
+    _conv_bn_relu_workload("W10 Conv-BN-ReLU block training step", (64, 32, 32, 32), 64),
     # Not in the issue: the same step on a larger batch, to see how far threads take it.
     _training_workload(batch=256),
 ]
