@@ -3,8 +3,10 @@
     python examples/fashion_mnist_bn.py              # full data, 12 epochs
     python examples/fashion_mnist_bn.py --fast       # a few batches, for tests
 
-Three blocks of a 3x3 convolution without bias (the normalization's beta is the bias),
-BatchNormalization and ReLU, each followed by 2x2 max pooling, trained as the plain
+Random horizontal flips and shifts of up to 10% (RandomFlip, RandomTranslation: active
+in training only, the identity at inference), then three blocks of a 3x3 convolution
+without bias (the normalization's beta is the bias), BatchNormalization and ReLU, each
+followed by 2x2 max pooling, trained as the plain
 example (examples/fashion_mnist_convnet.py) is: Adam, batch 128, 12 epochs,
 validation_split=0.1, seed 1337, so their test accuracies compare. After training,
 convnet.inference.fold_batch_norm folds each normalization into its convolution; the
@@ -52,6 +54,8 @@ def conv_bn_relu(filters):
 keras.utils.set_random_seed(1337)
 model = keras.Sequential([
     keras.Input(shape=input_shape),
+    layers.RandomFlip("horizontal", seed=1),
+    layers.RandomTranslation(0.1, 0.1, seed=2),
     *conv_bn_relu(32),       # 14x14
     *conv_bn_relu(64),       # 7x7
     *conv_bn_relu(128),      # 3x3
