@@ -19,6 +19,7 @@ from ._core import conv as _conv
 from ._core import linalg as _linalg
 from ._core import pool as _pool
 from ._core import threads as _threads
+from ._core import winograd as _winograd
 from .utils import conv_output_length, same_padding
 
 set_num_threads = _threads.set_num_threads
@@ -216,6 +217,163 @@ def _balanced_block_rows(rows, column_width, itemsize):
 
 # ----------------------------------------------------------------------------- convolution
 
+# ----------------------------------------------------------------------------- algorithms
+
+# Winograd's kernel transform G for each output tile m of F(m, 3): the kernel's 3 taps to
+# m + 2 points (0, 1, -1, ..., infinity), scaled to match B^T and A^T in _core/winograd.pyx.
+WINOGRAD_G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [-2 / 15, -1 / 15, -1 / 30], [1 / 30, -1 / 15, 2 / 15], [0, 0, 1 / 2]]),
+}
+# The convolution algorithms by name: im2col + GEMM, or Winograd F(m x m, 3 x 3) with its
+# output tile m. "winograd4" does a quarter of im2col's multiplications, "winograd" 4/9,
+# but F(4x4, 3x3) rounds too much in float32 for "auto" to pick it (see choose_algorithm).
+WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
+ALGORITHMS = ("auto", "im2col", *WINOGRAD_TILES)
+# Each thread transforms this many bytes of tiles (input and output sides) at a time, then
+# multiplies them: small enough to stay in its core's cache between the steps.
+WINOGRAD_BLOCK_BYTES = 512 << 10
+
+
+def winograd_serves(kernel_size, strides, dilation):
+    """True for the convolutions Winograd F(m x m, 3 x 3) computes: 3x3, stride 1, dilation 1
+    (any padding)."""
+    return tuple(kernel_size) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
+
+
+def choose_algorithm(input_shape, kernel_shape, strides, dilation, dtype):
+    """The algorithm "auto" runs for a convolution: "winograd" or "im2col".
+
+    Winograd F(2x2, 3x3) where it serves the shape and has enough channels to feed its
+    GEMMs; im2col elsewhere. F(4x4, 3x3) is never chosen: on W1-shaped data (inputs and
+    kernels uniform in [-1, 1]) its float32 error is 2.6x im2col's forward, 11x on the input
+    gradient and 9x on the kernel gradient, and outside rtol 2e-4 / atol 2e-5 of the
+    float64 result (BENCHMARKS.md, "Accuracy"); F(2x2, 3x3) stays within 2.5x and inside.
+    """
+    if not winograd_serves(kernel_shape[:2], strides, dilation):
+        return "im2col"
+    return "winograd"
+
+
+def _algorithm(algorithm, geometry, input_shape, kernel_shape, dtype, name):
+    """The algorithm to run: `algorithm` checked against the convolution, or auto's choice."""
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"{name}: algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, "
+                         f"got {algorithm!r}")
+    if algorithm == "auto":
+        return choose_algorithm(input_shape, kernel_shape, geometry.strides, geometry.dilation,
+                                dtype)
+    if algorithm != "im2col" and not winograd_serves(geometry.kernel, geometry.strides,
+                                                     geometry.dilation):
+        raise ValueError(
+            f"{name}: algorithm={algorithm!r} computes 3x3 convolutions at stride 1 and "
+            f"dilation 1 only, got kernel_size={geometry.kernel}, strides={geometry.strides}, "
+            f"dilation_rate={geometry.dilation}; use algorithm='im2col' or 'auto'")
+    return algorithm
+
+
+@dataclass(frozen=True, eq=False)
+class WinogradKernel:
+    """A 3x3 kernel in Winograd's transformed domain, for one algorithm (tile size).
+
+    ``forward`` is G g G^T, (cells, in_channels, filters), what the forward pass multiplies
+    by; ``input_grad`` the same of the kernel rotated by 180 degrees with its channels
+    swapped, (cells, filters, in_channels), what the input gradient multiplies by.
+    """
+    algorithm: str
+    kernel_shape: tuple
+    forward: np.ndarray
+    input_grad: np.ndarray
+
+
+def winograd_kernel_transform(kernel, algorithm="winograd", name="conv2d"):
+    """`kernel` (3, 3, in, filters) transformed for Winograd `algorithm`, in float64 and
+    rounded once to the kernel's dtype.
+
+    conv2d and conv2d_backward compute this on every call unless they find it in their
+    ``kernel_transforms`` argument; a layer whose kernel changes once per training step
+    can compute it once per step there (see conv2d).
+    """
+    if algorithm not in WINOGRAD_TILES:
+        raise ValueError(f"{name}: a Winograd algorithm is one of "
+                         f"{', '.join(map(repr, WINOGRAD_TILES))}, got {algorithm!r}")
+    kernel = np.asarray(kernel)
+    dtype = float_dtype(kernel.dtype, name)
+    if kernel.ndim != 4 or kernel.shape[:2] != (3, 3) or min(kernel.shape) < 1:
+        raise ValueError(f"{name}: Winograd transforms a (3, 3, in_channels, filters) kernel, "
+                         f"got shape {kernel.shape}")
+    g = WINOGRAD_G[WINOGRAD_TILES[algorithm]]
+    cells = g.shape[0] ** 2
+
+    def transform(k):
+        transformed = np.einsum("ip,jq,pqcf->ijcf", g, g, k, dtype=np.float64)
+        return np.ascontiguousarray(transformed.reshape(cells, *k.shape[2:]), dtype=dtype)
+
+    rotated = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+    return WinogradKernel(algorithm, kernel.shape, transform(kernel), transform(rotated))
+
+
+def _winograd_kernel(kernel, algorithm, kernel_transforms, name):
+    """The transformed kernel from the caller's cache, or computed (and cached there)."""
+    if kernel_transforms is None:
+        return winograd_kernel_transform(kernel, algorithm, name)
+    if not isinstance(kernel_transforms, dict):
+        raise TypeError(f"{name}: kernel_transforms must be a dict or None, got "
+                        f"{type(kernel_transforms).__name__}")
+    cached = kernel_transforms.get(algorithm)
+    if cached is None:
+        cached = kernel_transforms[algorithm] = winograd_kernel_transform(kernel, algorithm,
+                                                                          name)
+    elif (not isinstance(cached, WinogradKernel) or cached.algorithm != algorithm
+          or cached.kernel_shape != kernel.shape or cached.forward.dtype != kernel.dtype):
+        raise ValueError(f"{name}: kernel_transforms[{algorithm!r}] is not a transform of a "
+                         f"{kernel.dtype} kernel of shape {kernel.shape} for {algorithm!r}")
+    return cached
+
+
+def _winograd_block_tiles(tile, in_channels, out_channels, itemsize):
+    """Tiles per block: their transforms on both sides fit in WINOGRAD_BLOCK_BYTES."""
+    cells = (tile + 2) ** 2
+    lanes = 16  # channels are transformed 16 at a time, so each side is padded to that
+    width = -(-in_channels // lanes) * lanes + -(-out_channels // lanes) * lanes
+    return max(1, WINOGRAD_BLOCK_BYTES // (cells * width * itemsize))
+
+
+def _winograd_conv(src, mask, transformed, bias, out, top, left, tile, relu):
+    """out = the 3x3 convolution of src with a transformed kernel (see _core/winograd.pyx)."""
+    threads = get_num_threads()
+    in_channels, filters = transformed.shape[1:]
+    block = _winograd_block_tiles(tile, in_channels, filters, src.itemsize)
+    scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, in_channels,
+                                                         filters, False), src.dtype)
+    with _sequential_blas:
+        _winograd.winograd_conv(src, mask, transformed, bias, out, scratch, tile, tile, top,
+                                left, block, relu, threads)
+
+
+def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
+    """(grad_kernel (3, 3, C, F), grad_bias) by Winograd, summed over fixed partials in order."""
+    threads = get_num_threads()
+    n, channels, filters = x.shape[0], x.shape[3], grad_out.shape[3]
+    block = _winograd_block_tiles(tile, channels, filters, x.itemsize)
+    scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
+                                                         True), x.dtype)
+    n_partials = min(n, MAX_GRADIENT_PARTIALS)
+    partials = np.empty((n_partials, 9, channels, filters), dtype=x.dtype)
+    bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
+    g = WINOGRAD_G[tile]
+    with _sequential_blas:
+        _winograd.winograd_kernel_gradient(x, grad_out, relu_output, g, g, partials,
+                                           bias_partials, scratch, tile, tile, top, left, block,
+                                           threads)
+    grad_kernel, grad_bias = partials[0], bias_partials[0]
+    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
+        grad_kernel += partials[p]
+        grad_bias += bias_partials[p]
+    return grad_kernel.reshape(3, 3, channels, filters), grad_bias
+
+
 def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name):
     kernel = np.asarray(kernel)
     if kernel.ndim != 4:
@@ -249,19 +407,37 @@ def _column_args(geometry):
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, relu=False,
-           name="conv2d"):
+           algorithm="auto", kernel_transforms=None, name="conv2d"):
     """2-D convolution (cross-correlation, like Keras and PyTorch) of NHWC `x`.
 
     With ``relu=True`` the output is max(conv + bias, 0), applied while each
     block is in cache. Returns (N, out_h, out_w, filters) in the kernel's dtype.
+
+    ``algorithm``: "im2col" (im2col + GEMM: any shape, im2col's summation order),
+    "winograd" (F(2x2, 3x3)) or "winograd4" (F(4x4, 3x3), faster, less accurate in
+    float32), which serve 3x3 kernels at stride 1 and dilation 1 only, or "auto"
+    (choose_algorithm's rule).
+
+    ``kernel_transforms``: None, or a dict the caller keeps beside the kernel. A Winograd
+    algorithm transforms the kernel on every call, unless it finds the transform there
+    under its name; it stores the one it computes there. The caller must empty the dict
+    whenever the kernel changes (nothing here can tell), e.g. a layer keeps one per
+    version of its kernel, so the kernel is transformed once per training step.
     """
     x, kernel, bias, geometry = _conv_setup(x, kernel, bias, strides, padding, dilation_rate,
                                             name)
+    algorithm = _algorithm(algorithm, geometry, x.shape, kernel.shape, kernel.dtype, name)
     n = x.shape[0]
     filters = kernel.shape[3]
     weights = kernel.reshape(-1, filters)
     out = np.empty((n, *geometry.output_hw, filters), dtype=kernel.dtype)
     if out.size == 0:
+        return out
+    if algorithm in WINOGRAD_TILES:
+        transformed = _winograd_kernel(kernel, algorithm, kernel_transforms, name)
+        (top, _), (left, _) = geometry.padding
+        _winograd_conv(x, None, transformed.forward, bias, out, top, left,
+                       WINOGRAD_TILES[algorithm], bool(relu))
         return out
     threads = get_num_threads()
     block_rows = _balanced_block_rows(out.size // filters, weights.shape[0], x.itemsize)
@@ -273,17 +449,20 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
 
 
 def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
-                    need_input_grad=True, relu_output=None, name="conv2d"):
+                    need_input_grad=True, relu_output=None, algorithm="auto",
+                    kernel_transforms=None, name="conv2d"):
     """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
 
     With ``relu_output``, the output of ``conv2d(..., relu=True)``, `grad_out` is the
     gradient of that output, and the ReLU's derivative is applied inside the kernel, a
     block at a time (the same numbers as ``relu_backward`` first, without its pass).
 
-    The kernel gradient is a sum of partial sums over fixed groups of images,
+    ``algorithm`` and ``kernel_transforms`` as in conv2d; both gradients use the same
+    algorithm. The kernel gradient is a sum of partial sums over fixed groups of images,
     added in a fixed order, so results are identical at any number of threads.
     """
     x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
+    algorithm = _algorithm(algorithm, geometry, x.shape, kernel.shape, kernel.dtype, name)
     n = x.shape[0]
     filters = kernel.shape[3]
     expected = (n, *geometry.output_hw, filters)
@@ -296,7 +475,7 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
         if relu_output.shape != expected or relu_output.dtype != kernel.dtype:
             raise ValueError(f"{name}: relu_output must have shape {expected} and dtype "
                              f"{kernel.dtype}, got {relu_output.shape} {relu_output.dtype}")
-        relu_output = np.ascontiguousarray(relu_output).reshape(-1, filters)
+        relu_output = np.ascontiguousarray(relu_output)
     weights = kernel.reshape(-1, filters)
     grad_rows = grad_out.reshape(-1, filters)
     grad_x = np.empty_like(x) if need_input_grad else None
@@ -304,6 +483,20 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
         if grad_x is not None:
             grad_x[...] = 0
         return grad_x, np.zeros_like(kernel), np.zeros(filters, dtype=kernel.dtype)
+    if algorithm in WINOGRAD_TILES:
+        tile = WINOGRAD_TILES[algorithm]
+        (top, _), (left, _) = geometry.padding
+        grad_kernel, grad_bias = _winograd_kernel_gradient(x, grad_out, relu_output, top, left,
+                                                           tile)
+        if grad_x is not None:
+            # The input gradient is a 3x3 convolution of the output gradient with the
+            # kernel rotated by 180 degrees: the window of grad_x[i] starts 2 - top above.
+            transformed = _winograd_kernel(kernel, algorithm, kernel_transforms, name)
+            _winograd_conv(grad_out, relu_output, transformed.input_grad, None, grad_x,
+                           2 - top, 2 - left, tile, False)
+        return grad_x, grad_kernel, grad_bias
+    if relu_output is not None:
+        relu_output = relu_output.reshape(-1, filters)
     threads = get_num_threads()
     # A thread's scratch row holds a block's columns, then its gradient through the ReLU.
     row_width = weights.shape[0] + filters
