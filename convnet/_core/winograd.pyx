@@ -165,6 +165,36 @@ cdef inline void gradient_1d(Py_ssize_t m, const floating* g, Py_ssize_t gs, flo
 
 # ----------------------------------------------------------------------------- tiles
 
+cdef inline void gather_input(const floating[:, :, :, ::1] src,
+                              const floating[:, :, :, ::1] mask, Tiling t, Py_ssize_t n,
+                              Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t c0,
+                              floating* patch) noexcept nogil:
+    # The (a_h, a_w, LANES) input tile under output pixel (i0, j0), channels c0 on, with
+    # zeros outside the image and past the last channel, and where the mask is not positive.
+    cdef Py_ssize_t lanes = min(<Py_ssize_t> LANES, src.shape[3] - c0)
+    cdef Py_ssize_t i, j, k, ih, iw
+    cdef const floating* s
+    cdef const floating* q
+    cdef floating* dst
+    for i in range(t.a_h):
+        ih = i0 + i - t.top
+        for j in range(t.a_w):
+            iw = j0 + j - t.left
+            dst = patch + (i * t.a_w + j) * LANES
+            for k in range(LANES):
+                dst[k] = 0
+            if ih < 0 or ih >= t.src_h or iw < 0 or iw >= t.src_w:
+                continue
+            s = &src[n, ih, iw, c0]
+            if mask is None:
+                for k in range(lanes):
+                    dst[k] = s[k]
+            else:
+                q = &mask[n, ih, iw, c0]
+                for k in range(lanes):
+                    dst[k] = s[k] if q[k] > 0 else 0
+
+
 cdef void input_tiles(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] mask,
                       Tiling t, Py_ssize_t first, Py_ssize_t count, floating* V,
                       Py_ssize_t V_rows, Py_ssize_t V_cols) noexcept nogil:
@@ -175,49 +205,30 @@ cdef void input_tiles(const floating[:, :, :, ::1] src, const floating[:, :, :, 
     mask is positive: the ReLU's derivative, applied while the tile is gathered."""
     cdef floating patch[MAX_CELLS]
     cdef floating work[MAX_CELLS]
-    cdef Py_ssize_t C = src.shape[3], a_h = t.a_h, a_w = t.a_w, row = a_w * LANES
-    cdef Py_ssize_t r, n, i0, j0, chunk, c0, lanes, i, j, k, ih, iw, cell
-    cdef bint masked = mask is not None
-    cdef const floating* s
-    cdef const floating* q
-    cdef floating* dst
+    cdef Py_ssize_t C = src.shape[3], a_w = t.a_w, row = a_w * LANES
+    cdef Py_ssize_t cell_step = a_w * V_rows * V_cols
+    cdef Py_ssize_t r, n, i0, j0, chunk, c0, i, j
+    cdef bint inside
     for r in range(count):
         tile_at(t, first + r, &n, &i0, &j0)
+        inside = (mask is None and i0 >= t.top and i0 - t.top + t.a_h <= t.src_h
+                  and j0 >= t.left and j0 - t.left + a_w <= t.src_w)
         for chunk in range(V_cols // LANES):
             c0 = chunk * LANES
-            lanes = min(<Py_ssize_t> LANES, C - c0)
-            for i in range(a_h):
-                ih = i0 + i - t.top
-                for j in range(a_w):
-                    iw = j0 + j - t.left
-                    dst = &patch[i * row + j * LANES]
-                    if ih < 0 or ih >= t.src_h or iw < 0 or iw >= t.src_w:
-                        for k in range(LANES):
-                            dst[k] = 0
-                        continue
-                    s = &src[n, ih, iw, c0]
-                    if masked:
-                        q = &mask[n, ih, iw, c0]
-                        if lanes == LANES:
-                            for k in range(LANES):
-                                dst[k] = s[k] if q[k] > 0 else 0
-                        else:
-                            for k in range(LANES):
-                                dst[k] = (s[k] if q[k] > 0 else 0) if k < lanes else 0
-                    elif lanes == LANES:
-                        for k in range(LANES):
-                            dst[k] = s[k]
-                    else:
-                        for k in range(LANES):
-                            dst[k] = s[k] if k < lanes else 0
-            for i in range(a_h):     # along the width, row by row
-                input_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
-            for j in range(a_w):     # then along the height, column by column
-                input_1d(t.m_h, &work[j * LANES], row, &patch[j * LANES], row)
-            for cell in range(a_h * a_w):
-                dst = V + (cell * V_rows + r) * V_cols + c0
-                for k in range(LANES):
-                    dst[k] = patch[cell * LANES + k]
+            # Along the width, row by row: straight from the image where the tile lies
+            # inside it with a whole LANES of channels, else from a gathered copy.
+            if inside and c0 + LANES <= C:
+                for i in range(t.a_h):
+                    input_1d(t.m_w, &src[n, i0 - t.top + i, j0 - t.left, c0], C,
+                             &work[i * row], LANES)
+            else:
+                gather_input(src, mask, t, n, i0, j0, c0, patch)
+                for i in range(t.a_h):
+                    input_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
+            # Then along the height, column by column, into V.
+            for j in range(a_w):
+                input_1d(t.m_h, &work[j * LANES], row, V + (j * V_rows + r) * V_cols + c0,
+                         cell_step)
 
 
 cdef void output_tiles(const floating* M, Py_ssize_t M_rows, Py_ssize_t M_cols, Tiling t,
@@ -229,9 +240,11 @@ cdef void output_tiles(const floating* M, Py_ssize_t M_rows, Py_ssize_t M_cols, 
     covers fewer than m x m)."""
     cdef floating patch[MAX_CELLS]
     cdef floating work[MAX_CELLS]
+    cdef floating shift[LANES]
     cdef floating y
-    cdef Py_ssize_t F = out.shape[3], a_h = t.a_h, a_w = t.a_w, row = a_w * LANES
-    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k, cell
+    cdef Py_ssize_t F = out.shape[3], a_w = t.a_w, row = a_w * LANES
+    cdef Py_ssize_t cell_step = M_rows * M_cols
+    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k
     cdef const floating* src
     cdef floating* dst
     for r in range(count):
@@ -239,26 +252,26 @@ cdef void output_tiles(const floating* M, Py_ssize_t M_rows, Py_ssize_t M_cols, 
         for chunk in range(M_cols // LANES):
             f0 = chunk * LANES
             lanes = min(<Py_ssize_t> LANES, F - f0)
-            for cell in range(a_h * a_w):
-                src = M + (cell * M_rows + r) * M_cols + f0
-                for k in range(LANES):
-                    patch[cell * LANES + k] = src[k]
-            for i in range(a_h):     # along the width: a_h rows of a_w to m_w
-                output_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
+            for k in range(LANES):
+                shift[k] = bias[f0 + k] if bias != NULL and k < lanes else 0
+            for i in range(t.a_h):   # along the width: a_h rows of a_w to m_w
+                output_1d(t.m_w, M + (i * a_w * M_rows + r) * M_cols + f0, cell_step,
+                          &work[i * row], LANES)
             for j in range(t.m_w):   # along the height: m_w columns of a_h to m_h
                 output_1d(t.m_h, &work[j * LANES], row, &patch[j * LANES], row)
             for i in range(min(t.m_h, t.out_h - i0)):
                 for j in range(min(t.m_w, t.out_w - j0)):
                     src = &patch[i * row + j * LANES]
                     dst = &out[n, i0 + i, j0 + j, f0]
-                    for k in range(lanes):
-                        y = src[k]
-                        if bias != NULL:
-                            y = y + bias[f0 + k]
-                        if relu:
-                            # NaN stays NaN, as in PyTorch.
-                            y = 0 if y < 0 else y
-                        dst[k] = y
+                    if lanes == LANES:
+                        for k in range(LANES):
+                            y = src[k] + shift[k]
+                            # NaN stays NaN through the ReLU, as in PyTorch.
+                            dst[k] = (0 if y < 0 else y) if relu else y
+                    else:
+                        for k in range(lanes):
+                            y = src[k] + shift[k]
+                            dst[k] = (0 if y < 0 else y) if relu else y
 
 
 cdef void gradient_tiles(const floating[:, :, :, ::1] grad, const floating[:, :, :, ::1] mask,
@@ -270,10 +283,9 @@ cdef void gradient_tiles(const floating[:, :, :, ::1] grad, const floating[:, :,
     (after the ReLU's derivative, with ``mask``) to bias_sum, tile by tile, row by row."""
     cdef floating patch[MAX_CELLS]
     cdef floating work[MAX_CELLS]
-    cdef floating g
     cdef Py_ssize_t F = grad.shape[3], a_w = t.a_w, row = a_w * LANES
-    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k, cell
-    cdef bint masked = mask is not None
+    cdef Py_ssize_t cell_step = a_w * Z_rows * Z_cols
+    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k
     cdef const floating* s
     cdef const floating* q
     cdef floating* dst
@@ -285,26 +297,25 @@ cdef void gradient_tiles(const floating[:, :, :, ::1] grad, const floating[:, :,
             for i in range(t.m_h):
                 for j in range(t.m_w):
                     dst = &patch[i * row + j * LANES]
-                    if i0 + i >= t.out_h or j0 + j >= t.out_w:
-                        for k in range(LANES):
-                            dst[k] = 0
-                        continue
-                    s = &grad[n, i0 + i, j0 + j, f0]
-                    q = &mask[n, i0 + i, j0 + j, f0] if masked else NULL
                     for k in range(LANES):
                         dst[k] = 0
+                    if i0 + i >= t.out_h or j0 + j >= t.out_w:
+                        continue
+                    s = &grad[n, i0 + i, j0 + j, f0]
+                    if mask is not None:
+                        q = &mask[n, i0 + i, j0 + j, f0]
+                        for k in range(lanes):
+                            dst[k] = s[k] if q[k] > 0 else 0
+                    else:
+                        for k in range(lanes):
+                            dst[k] = s[k]
                     for k in range(lanes):
-                        g = s[k] if not masked or q[k] > 0 else 0
-                        dst[k] = g
-                        bias_sum[f0 + k] = bias_sum[f0 + k] + g
+                        bias_sum[f0 + k] = bias_sum[f0 + k] + dst[k]
             for i in range(t.m_h):   # along the width: m_h rows of m_w to a_w
                 gradient_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
-            for j in range(a_w):     # along the height: a_w columns of m_h to a_h
-                gradient_1d(t.m_h, &work[j * LANES], row, &patch[j * LANES], row)
-            for cell in range(t.a_h * a_w):
-                dst = Z + (cell * Z_rows + r) * Z_cols + f0
-                for k in range(LANES):
-                    dst[k] = patch[cell * LANES + k]
+            for j in range(a_w):     # along the height: a_w columns of m_h to a_h, into Z
+                gradient_1d(t.m_h, &work[j * LANES], row, Z + (j * Z_rows + r) * Z_cols + f0,
+                            cell_step)
 
 
 cdef inline Py_ssize_t padded(Py_ssize_t channels) noexcept nogil:
