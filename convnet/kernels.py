@@ -358,7 +358,8 @@ def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
     """(grad_kernel (3, 3, C, F), grad_bias) by Winograd, summed over fixed partials in order."""
     threads = get_num_threads()
     n, channels, filters = x.shape[0], x.shape[3], grad_out.shape[3]
-    block = _winograd_block_tiles(tile, channels, filters, x.itemsize)
+    # Half the forward pass's blocks: the thread's transformed-domain sum shares its cache.
+    block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 2)
     scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
                                                          True), x.dtype)
     n_partials = min(n, MAX_GRADIENT_PARTIALS)

@@ -165,6 +165,17 @@ cdef inline void gradient_1d(Py_ssize_t m, const floating* g, Py_ssize_t gs, flo
 
 # ----------------------------------------------------------------------------- tiles
 
+cdef inline void masked_copy(const floating* s, const floating* q, Py_ssize_t count,
+                             floating* dst) noexcept nogil:
+    # dst = s where q > 0, else 0: the ReLU's derivative from its output q. Both loads are
+    # unconditional, so the compiler turns this into a vector select.
+    cdef Py_ssize_t k
+    cdef floating v
+    for k in range(count):
+        v = s[k]
+        dst[k] = v if q[k] > 0 else 0
+
+
 cdef inline void gather_input(const floating[:, :, :, ::1] src,
                               const floating[:, :, :, ::1] mask, Tiling t, Py_ssize_t n,
                               Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t c0,
@@ -174,7 +185,6 @@ cdef inline void gather_input(const floating[:, :, :, ::1] src,
     cdef Py_ssize_t lanes = min(<Py_ssize_t> LANES, src.shape[3] - c0)
     cdef Py_ssize_t i, j, k, ih, iw
     cdef const floating* s
-    cdef const floating* q
     cdef floating* dst
     for i in range(t.a_h):
         ih = i0 + i - t.top
@@ -190,9 +200,7 @@ cdef inline void gather_input(const floating[:, :, :, ::1] src,
                 for k in range(lanes):
                     dst[k] = s[k]
             else:
-                q = &mask[n, ih, iw, c0]
-                for k in range(lanes):
-                    dst[k] = s[k] if q[k] > 0 else 0
+                masked_copy(s, &mask[n, ih, iw, c0], lanes, dst)
 
 
 cdef void input_tiles(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] mask,
@@ -209,9 +217,10 @@ cdef void input_tiles(const floating[:, :, :, ::1] src, const floating[:, :, :, 
     cdef Py_ssize_t cell_step = a_w * V_rows * V_cols
     cdef Py_ssize_t r, n, i0, j0, chunk, c0, i, j
     cdef bint inside
+    cdef const floating* s
     for r in range(count):
         tile_at(t, first + r, &n, &i0, &j0)
-        inside = (mask is None and i0 >= t.top and i0 - t.top + t.a_h <= t.src_h
+        inside = (i0 >= t.top and i0 - t.top + t.a_h <= t.src_h
                   and j0 >= t.left and j0 - t.left + a_w <= t.src_w)
         for chunk in range(V_cols // LANES):
             c0 = chunk * LANES
@@ -219,8 +228,14 @@ cdef void input_tiles(const floating[:, :, :, ::1] src, const floating[:, :, :, 
             # inside it with a whole LANES of channels, else from a gathered copy.
             if inside and c0 + LANES <= C:
                 for i in range(t.a_h):
-                    input_1d(t.m_w, &src[n, i0 - t.top + i, j0 - t.left, c0], C,
-                             &work[i * row], LANES)
+                    s = &src[n, i0 - t.top + i, j0 - t.left, c0]
+                    if mask is None:
+                        input_1d(t.m_w, s, C, &work[i * row], LANES)
+                        continue
+                    for j in range(a_w):
+                        masked_copy(s + j * C, &mask[n, i0 - t.top + i, j0 - t.left + j, c0],
+                                    LANES, &patch[i * row + j * LANES])
+                    input_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
             else:
                 gather_input(src, mask, t, n, i0, j0, c0, patch)
                 for i in range(t.a_h):
@@ -285,32 +300,43 @@ cdef void gradient_tiles(const floating[:, :, :, ::1] grad, const floating[:, :,
     cdef floating work[MAX_CELLS]
     cdef Py_ssize_t F = grad.shape[3], a_w = t.a_w, row = a_w * LANES
     cdef Py_ssize_t cell_step = a_w * Z_rows * Z_cols
-    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k
+    cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k, rows, cols
     cdef const floating* s
-    cdef const floating* q
     cdef floating* dst
+    cdef floating* total
     for r in range(count):
         tile_at(t, first + r, &n, &i0, &j0)
+        rows = min(t.m_h, t.out_h - i0)
+        cols = min(t.m_w, t.out_w - j0)
         for chunk in range(Z_cols // LANES):
             f0 = chunk * LANES
             lanes = min(<Py_ssize_t> LANES, F - f0)
+            total = bias_sum + f0
+            # The tile's gradients (zeros past the output's edge and the last filter) into
+            # patch, row by row; each one also goes to the bias gradient, in the same order.
             for i in range(t.m_h):
                 for j in range(t.m_w):
                     dst = &patch[i * row + j * LANES]
-                    for k in range(LANES):
-                        dst[k] = 0
-                    if i0 + i >= t.out_h or j0 + j >= t.out_w:
+                    if i >= rows or j >= cols or lanes < LANES:
+                        for k in range(LANES):
+                            dst[k] = 0
+                    if i >= rows or j >= cols:
                         continue
                     s = &grad[n, i0 + i, j0 + j, f0]
                     if mask is not None:
-                        q = &mask[n, i0 + i, j0 + j, f0]
-                        for k in range(lanes):
-                            dst[k] = s[k] if q[k] > 0 else 0
+                        masked_copy(s, &mask[n, i0 + i, j0 + j, f0], lanes, dst)
+                    elif lanes == LANES:
+                        for k in range(LANES):
+                            dst[k] = s[k]
                     else:
                         for k in range(lanes):
                             dst[k] = s[k]
-                    for k in range(lanes):
-                        bias_sum[f0 + k] = bias_sum[f0 + k] + dst[k]
+                    if lanes == LANES:
+                        for k in range(LANES):
+                            total[k] = total[k] + dst[k]
+                    else:
+                        for k in range(lanes):
+                            total[k] = total[k] + dst[k]
             for i in range(t.m_h):   # along the width: m_h rows of m_w to a_w
                 gradient_1d(t.m_w, &patch[i * row], LANES, &work[i * row], LANES)
             for j in range(a_w):     # along the height: a_w columns of m_h to a_h, into Z
