@@ -236,6 +236,9 @@ ALGORITHMS = ("auto", "im2col", *WINOGRAD_TILES)
 # that the GEMMs are not mostly call overhead. (On W1, 1-1.5 MiB blocks were fastest for
 # F(2x2, 3x3), 0.4-1.7 MiB for F(4x4, 3x3); 200 KiB cost 10-15% more.)
 WINOGRAD_BLOCK_BYTES = 1 << 20
+# A partial sum of the kernel gradient takes at least this many tiles (W1 on 16 partials:
+# 1,024 each; a batch of 16 4x4 images, 256 -> 256 channels: 4 each, and 1.7x im2col's time).
+WINOGRAD_MIN_PARTIAL_TILES = 32
 
 
 def winograd_serves(kernel_size, strides, dilation):
@@ -244,28 +247,43 @@ def winograd_serves(kernel_size, strides, dilation):
     return tuple(kernel_size) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def choose_algorithm(input_shape, kernel_shape, strides, dilation, dtype):
-    """The algorithm "auto" runs for a convolution: "winograd" or "im2col".
+def choose_algorithm(direction, input_shape, kernel_shape, strides, dilation):
+    """The algorithm "auto" runs: "winograd" or "im2col", for the "forward" or "backward"
+    pass (both gradients) of a convolution of `input_shape` (N, H, W, C) with a kernel of
+    `kernel_shape` (kh, kw, C, F).
 
-    Winograd F(2x2, 3x3) where it serves the shape and has enough channels to feed its
-    GEMMs; im2col elsewhere. F(4x4, 3x3) is never chosen: on W1-shaped data (inputs and
-    kernels uniform in [-1, 1]) its float32 error is 2.6x im2col's forward, 11x on the input
-    gradient and 9x on the kernel gradient, and outside rtol 2e-4 / atol 2e-5 of the
-    float64 result (BENCHMARKS.md, "Accuracy"); F(2x2, 3x3) stays within 2.5x and inside.
+    The rule, from the benchmarks (1 thread, this project's 2-core x86-64 machine):
+    Winograd F(2x2, 3x3) serves 3x3 kernels at stride 1 and dilation 1 only, and pays
+    where its 16 GEMMs per block are wide enough to run BLAS near full speed: forward
+    (K = C, N = F) with C >= 32 and F >= 64 (W1: 0.6x im2col's time; 32 -> 32 channels:
+    1.1x, 16 -> 64: 1.6x), backward (the input gradient's K = F, N = C) with C >= 16 and
+    F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16: 1.06x). Otherwise im2col.
+
+    F(4x4, 3x3) ("winograd4") is never chosen: on W1-shaped data (inputs, kernels and
+    gradients uniform in [-1, 1]) its float32 forward pass is off by 3.0x im2col's max abs
+    error and 1.3x the PyTorch-parity tolerance (2e-5 + 2e-4 |exact|), its input gradient
+    by 10.5x im2col's (its kernel gradient, 3.9x, would pass alone, but both gradients come
+    from one algorithm). F(2x2, 3x3) is at 0.4x, 1.7x and 1.2x im2col's, inside the
+    tolerance wherever im2col is (benchmarks/accuracy.py; BENCHMARKS.md, "Accuracy").
     """
     if not winograd_serves(kernel_shape[:2], strides, dilation):
         return "im2col"
-    return "winograd"
+    channels, filters = kernel_shape[2], kernel_shape[3]
+    if direction == "forward":
+        wide = channels >= 32 and filters >= 64
+    else:
+        wide = channels >= 16 and filters >= 32
+    return "winograd" if wide else "im2col"
 
 
-def _algorithm(algorithm, geometry, input_shape, kernel_shape, dtype, name):
+def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name):
     """The algorithm to run: `algorithm` checked against the convolution, or auto's choice."""
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"{name}: algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, "
                          f"got {algorithm!r}")
     if algorithm == "auto":
-        return choose_algorithm(input_shape, kernel_shape, geometry.strides, geometry.dilation,
-                                dtype)
+        return choose_algorithm(direction, input_shape, kernel_shape, geometry.strides,
+                                geometry.dilation)
     if algorithm != "im2col" and not winograd_serves(geometry.kernel, geometry.strides,
                                                      geometry.dilation):
         raise ValueError(
@@ -362,7 +380,10 @@ def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
     block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 2)
     scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
                                                          True), x.dtype)
-    n_partials = min(n, MAX_GRADIENT_PARTIALS)
+    tiles = n * -(-grad_out.shape[1] // tile) * -(-grad_out.shape[2] // tile)
+    # Each partial sum costs a transformed-domain buffer of the whole kernel, cleared and
+    # transformed back once: it needs enough tiles to be worth that.
+    n_partials = max(1, min(n, MAX_GRADIENT_PARTIALS, tiles // WINOGRAD_MIN_PARTIAL_TILES))
     partials = np.empty((n_partials, 9, channels, filters), dtype=x.dtype)
     bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
     g = WINOGRAD_G[tile]
@@ -429,7 +450,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
     """
     x, kernel, bias, geometry = _conv_setup(x, kernel, bias, strides, padding, dilation_rate,
                                             name)
-    algorithm = _algorithm(algorithm, geometry, x.shape, kernel.shape, kernel.dtype, name)
+    algorithm = _algorithm(algorithm, "forward", geometry, x.shape, kernel.shape, name)
     n = x.shape[0]
     filters = kernel.shape[3]
     weights = kernel.reshape(-1, filters)
@@ -465,7 +486,7 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     added in a fixed order, so results are identical at any number of threads.
     """
     x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
-    algorithm = _algorithm(algorithm, geometry, x.shape, kernel.shape, kernel.dtype, name)
+    algorithm = _algorithm(algorithm, "backward", geometry, x.shape, kernel.shape, name)
     n = x.shape[0]
     filters = kernel.shape[3]
     expected = (n, *geometry.output_hw, filters)
