@@ -3,6 +3,8 @@
 ``import convnet as keras`` and ``from convnet import layers`` run Keras
 scripts built from the layers convnet has.
 """
+# First: it sets how OpenMP threads wait, which the runtime reads once, when it loads.
+from . import _wait_policy  # noqa: F401  (isort: skip)
 from . import (activations, callbacks, datasets, initializers, layers, losses, metrics, kernels,
                optimizers, utils)
 from .layers import Input
