@@ -91,8 +91,9 @@ cdef inline void tile_at(Tiling t, Py_ssize_t u, Py_ssize_t* n, Py_ssize_t* i0,
 
 
 # ----------------------------------------------------------------------------- 1-D transforms
-# Each maps LANES-wide rows: element (r, k) of a row set is at p[r * step + k]. Source and
-# destination are the callers' local arrays, so the compiler sees that they cannot overlap.
+# Each maps LANES-wide rows: element (r, k) of a row set is at p[r * step + k]. One side of
+# every call is a local array of the caller, so the compiler sees that the two cannot
+# overlap and vectorises over k.
 
 cdef inline void input_1d(Py_ssize_t m, const floating* d, Py_ssize_t ds, floating* v,
                           Py_ssize_t vs) noexcept nogil:
