@@ -247,17 +247,20 @@ def winograd_serves(kernel_size, strides, dilation):
     return tuple(kernel_size) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def choose_algorithm(direction, input_shape, kernel_shape, strides, dilation):
+def choose_algorithm(direction, input_shape, output_hw, kernel_shape, strides, dilation):
     """The algorithm "auto" runs: "winograd" or "im2col", for the "forward" or "backward"
-    pass (both gradients) of a convolution of `input_shape` (N, H, W, C) with a kernel of
-    `kernel_shape` (kh, kw, C, F).
+    pass (both gradients) of a convolution of `input_shape` (N, H, W, C) to an output of
+    height and width `output_hw`, with a kernel of `kernel_shape` (kh, kw, C, F).
 
     The rule, from the benchmarks (1 thread, this project's 2-core x86-64 machine):
     Winograd F(2x2, 3x3) serves 3x3 kernels at stride 1 and dilation 1 only, and pays
     where its 16 GEMMs per block are wide enough to run BLAS near full speed: forward
     (K = C, N = F) with C >= 32 and F >= 64 (W1: 0.6x im2col's time; 32 -> 32 channels:
     1.1x, 16 -> 64: 1.6x), backward (the input gradient's K = F, N = C) with C >= 16 and
-    F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16: 1.06x). Otherwise im2col.
+    F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16: 1.06x). The backward pass
+    gains less, so it also needs the 2x2 tiles to cover the output and the input with
+    at most 10% to spare (W7's 14x14: none, 0.83x im2col's time; W8's 13x13 input and
+    11x11 output: 14% and 16%, 1.06x). Otherwise im2col.
 
     F(4x4, 3x3) ("winograd4") is never chosen: on W1-shaped data (inputs, kernels and
     gradients uniform in [-1, 1]) its float32 forward pass is off by 3.0x im2col's max abs
@@ -270,10 +273,15 @@ def choose_algorithm(direction, input_shape, kernel_shape, strides, dilation):
         return "im2col"
     channels, filters = kernel_shape[2], kernel_shape[3]
     if direction == "forward":
-        wide = channels >= 32 and filters >= 64
-    else:
-        wide = channels >= 16 and filters >= 32
-    return "winograd" if wide else "im2col"
+        return "winograd" if channels >= 32 and filters >= 64 else "im2col"
+    covered = min(_tile_coverage(output_hw), _tile_coverage(input_shape[1:3]))
+    return "winograd" if channels >= 16 and filters >= 32 and covered >= 0.9 else "im2col"
+
+
+def _tile_coverage(hw, tile=2):
+    """The fraction of the tiles over an image of height and width `hw` that it fills."""
+    tiled = [-(-n // tile) * tile for n in hw]
+    return hw[0] * hw[1] / (tiled[0] * tiled[1])
 
 
 def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name):
@@ -282,8 +290,8 @@ def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name):
         raise ValueError(f"{name}: algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, "
                          f"got {algorithm!r}")
     if algorithm == "auto":
-        return choose_algorithm(direction, input_shape, kernel_shape, geometry.strides,
-                                geometry.dilation)
+        return choose_algorithm(direction, input_shape, geometry.output_hw, kernel_shape,
+                                geometry.strides, geometry.dilation)
     if algorithm != "im2col" and not winograd_serves(geometry.kernel, geometry.strides,
                                                      geometry.dilation):
         raise ValueError(

@@ -142,17 +142,22 @@ def test_winograd_kernel_transform_is_reused_from_the_cache(rng):
     assert sorted(cache) == ["winograd", "winograd4"]
 
 
-@pytest.mark.parametrize("shape, strides, dilation, expected", [
-    ((3, 3, 32, 64), 1, 1, "winograd"),     # W1's convolution
-    ((3, 3, 32, 32), 1, 1, "im2col"),       # too few filters for the forward GEMMs
-    ((3, 3, 1, 32), 1, 1, "im2col"),        # one input channel: GEMMs of depth 1
-    ((5, 5, 32, 64), 1, 1, "im2col"),
-    ((3, 3, 32, 64), 2, 1, "im2col"),
-    ((3, 3, 32, 64), 1, 2, "im2col"),
+@pytest.mark.parametrize("direction, image, shape, strides, dilation, expected", [
+    ("forward", 32, (3, 3, 32, 64), 1, 1, "winograd"),     # W1's convolution
+    ("backward", 32, (3, 3, 32, 64), 1, 1, "winograd"),
+    ("forward", 32, (3, 3, 32, 32), 1, 1, "im2col"),       # too few filters for its GEMMs
+    ("backward", 32, (3, 3, 8, 32), 1, 1, "im2col"),       # too few channels
+    ("forward", 28, (3, 3, 1, 32), 1, 1, "im2col"),        # one input channel
+    ("backward", 13, (3, 3, 32, 64), 1, 1, "im2col"),      # 2x2 tiles spill 14% over 13x13
+    ("forward", 32, (5, 5, 32, 64), 1, 1, "im2col"),
+    ("forward", 32, (3, 3, 32, 64), 2, 1, "im2col"),
+    ("forward", 32, (3, 3, 32, 64), 1, 2, "im2col"),
 ])
-def test_auto_chooses_winograd_only_where_it_serves(shape, strides, dilation, expected):
-    assert kernels.choose_algorithm("forward", (64, 32, 32, shape[2]), shape, (strides,) * 2,
-                                    (dilation,) * 2) == expected
+def test_auto_chooses_winograd_only_where_it_serves(direction, image, shape, strides,
+                                                    dilation, expected):
+    output = image - (shape[0] - 1) * dilation  # "valid"
+    assert kernels.choose_algorithm(direction, (64, image, image, shape[2]), (output,) * 2,
+                                    shape, (strides,) * 2, (dilation,) * 2) == expected
 
 
 def _winograd_kernels(rng, dtype):
