@@ -232,10 +232,13 @@ WINOGRAD_G = {
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
 ALGORITHMS = ("auto", "im2col", *WINOGRAD_TILES)
 # Each thread transforms this many bytes of tiles (input and output sides) at a time, then
-# multiplies them: small enough to stay in its core's cache between the steps, large enough
-# that the GEMMs are not mostly call overhead. (On W1, 1-1.5 MiB blocks were fastest for
-# F(2x2, 3x3), 0.4-1.7 MiB for F(4x4, 3x3); 200 KiB cost 10-15% more.)
-WINOGRAD_BLOCK_BYTES = 1 << 20
+# multiplies them: small enough to stay near its core between the steps, large enough that
+# the 16 or 36 GEMMs of a block are not mostly call overhead (about 1 us each). On W1, 1.5
+# MiB blocks (256 tiles) were the fastest for F(2x2, 3x3), 5% ahead of 768 KiB and 15% of
+# 200 KiB; F(4x4, 3x3) ran alike from 0.4 to 1.7 MiB. The kernel gradient takes a third
+# of it: its per-thread transformed-domain sum shares the cache, and its GEMMs (K = the
+# tiles of a block) ran at half speed with 256 tiles on W1, not with 64 or 128.
+WINOGRAD_BLOCK_BYTES = 3 << 19
 # A partial sum of the kernel gradient takes at least this many tiles (W1 on 16 partials:
 # 1,024 each; a batch of 16 4x4 images, 256 -> 256 channels: 4 each, and 1.7x im2col's time).
 WINOGRAD_MIN_PARTIAL_TILES = 32
@@ -384,8 +387,7 @@ def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
     """(grad_kernel (3, 3, C, F), grad_bias) by Winograd, summed over fixed partials in order."""
     threads = get_num_threads()
     n, channels, filters = x.shape[0], x.shape[3], grad_out.shape[3]
-    # Half the forward pass's blocks: the thread's transformed-domain sum shares its cache.
-    block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 2)
+    block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 3)
     scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
                                                          True), x.dtype)
     tiles = n * -(-grad_out.shape[1] // tile) * -(-grad_out.shape[2] // tile)
