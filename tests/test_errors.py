@@ -102,6 +102,24 @@ BAD_OPS = {
     "fold of mismatched statistics": (lambda: kernels.fold_batch_norm(
         W, None, None, None, np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
         r": mean must have shape \(4,\)"),
+    "Winograd forced on a 5x5 kernel": (lambda: kernels.conv2d(
+        X, np.zeros((5, 5, 3, 4), np.float32), algorithm="winograd"), ValueError,
+        r"algorithm='winograd' computes 3x3 .* kernel_size=\(5, 5\)"),
+    "Winograd forced at stride 2": (lambda: kernels.conv2d(X, W, strides=2, algorithm="winograd4"),
+                                    ValueError, r"stride 1 .* strides=\(2, 2\)"),
+    "Winograd forced at dilation 2": (lambda: kernels.conv2d_backward(
+        X, W, np.zeros((2, 4, 4, 4), np.float32), dilation_rate=2, algorithm="winograd"),
+        ValueError, r"dilation_rate=\(2, 2\)"),
+    "unknown algorithm": (lambda: kernels.conv2d(X, W, algorithm="fft"), ValueError,
+                          "algorithm must be one of"),
+    "kernel_transforms not a dict": (lambda: kernels.conv2d(
+        X, W, algorithm="winograd", kernel_transforms=[1]), TypeError, "kernel_transforms"),
+    "kernel_transforms of another kernel shape": (lambda: kernels.conv2d(
+        X, W, algorithm="winograd", kernel_transforms={
+            "winograd": kernels.winograd_kernel_transform(np.zeros((3, 3, 3, 5), np.float32))}),
+        ValueError, r"kernel_transforms\['winograd'\]"),
+    "Winograd transform of a 5x5 kernel": (lambda: kernels.winograd_kernel_transform(
+        np.zeros((5, 5, 3, 4))), ValueError, r"\(3, 3, in_channels, filters\)"),
     "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),

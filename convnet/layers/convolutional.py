@@ -1,6 +1,8 @@
 """Conv2D (with groups), DepthwiseConv2D, SeparableConv2D and Conv2DTranspose."""
 import math
 
+import numpy as np
+
 from .. import activations, constraints, initializers, kernels, regularizers
 from ..utils import conv_transpose_padding
 from .base import KernelMixin, _get_constraint, _get_regularizer
@@ -112,11 +114,35 @@ class Conv2D(KernelMixin, _Convolution):
     def _output_shape_nhwc(self, shape):
         return (shape[0], *self._window_output_hw(shape), self.filters)
 
+    def _kernel_transforms(self):
+        """The dict kernels.conv2d caches Winograd's transforms of the kernel in, or None
+        where Winograd cannot serve this layer.
+
+        The transforms belong to one value of the kernel: a training step changes it once
+        (and bumps its ``version``), while the forward pass and both gradients of a step,
+        and every batch of ``predict``, use it as it is. The dict is kept with the version
+        and a copy of the kernel it was made for, and is replaced when either differs, so
+        a kernel written in place behind the variable's back (``np.asarray(v)[...] = ...``)
+        is never convolved with a stale transform (the comparison costs a read of the
+        kernel, a few microseconds, against the transform's einsum).
+        """
+        if self.groups != 1 or not kernels.winograd_serves(self.kernel_size, self.strides,
+                                                            self.dilation_rate):
+            return None
+        kernel = self.kernel.value
+        cache = self.__dict__.get("_winograd_cache")
+        if (cache is None or cache[0] != self.kernel.version or cache[1].shape != kernel.shape
+                or cache[1].dtype != kernel.dtype or not np.array_equal(cache[1], kernel)):
+            cache = (self.kernel.version, kernel.copy(), {})
+            object.__setattr__(self, "_winograd_cache", cache)  # not a tracked attribute
+        return cache[2]
+
     def _forward_nhwc(self, x, ctx):
         fused = self._fused_relu
         z = kernels.conv2d(x, self.kernel.value, None if self.bias is None else self.bias.value,
                            self.strides, self.padding, self.dilation_rate, relu=fused,
-                           groups=self.groups, name=self.describe())
+                           groups=self.groups, kernel_transforms=self._kernel_transforms(),
+                           name=self.describe())
         if ctx is not None:
             ctx["x"] = x
         return self._finish_forward(z, ctx, fused)
@@ -134,7 +160,7 @@ class Conv2D(KernelMixin, _Convolution):
         grad_x, grad_kernel, grad_bias = kernels.conv2d_backward(
             ctx["x"], self.kernel.value, grad, self.strides, self.padding,
             self.dilation_rate, need_input_grad, relu_output, groups=self.groups,
-            name=self.describe())
+            kernel_transforms=self._kernel_transforms(), name=self.describe())
         return grad_x, [grad_kernel, grad_bias] if self.use_bias else [grad_kernel]
 
     def macs(self, input_shape):
@@ -424,7 +450,7 @@ class Conv2DTranspose(KernelMixin, _Convolution):
         return kernel, (1, 1)
 
     def macs(self, input_shape):
-        n, h, w, c = self._to_nhwc_shape(input_shape)
+        _, h, w, c = self._to_nhwc_shape(input_shape)
         if h is None or w is None:
             return None
         return h * w * math.prod(self.kernel_size) * c * self.filters
