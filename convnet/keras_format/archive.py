@@ -26,6 +26,7 @@ import os
 import stat
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -173,7 +174,7 @@ def read_archive(filepath):
     except KerasFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,
-            RuntimeError, ValueError, OSError) as error:
+            RuntimeError, ValueError, OSError, zlib.error) as error:
         fail(filepath, f"it is not a valid zip archive ({type(error).__name__}: {error})")
     return members
 
@@ -284,48 +285,57 @@ def assign_weights(model, source, filepath, skip_mismatch=False):
     datasets do not fit keeps its weights (with a warning), as in Keras."""
     h5py = _h5py()
     with _open_h5(source, filepath) as root:
-        if _legacy_layout(root):
-            fail(filepath, "it is a Keras 2 (legacy HDF5) weights file; load it in Keras and "
-                           "save it again with Keras 3")
-        container = "layers" if "layers" in root or "_layer_checkpoint_dependencies" not in \
-            root else "_layer_checkpoint_dependencies"
         try:
-            groups = weight_groups(model, container)
-        except ValueError as error:
-            fail(filepath, str(error))
-        plan = []
-        for path, name, variables in groups:
-            group = _group_at(h5py, root, path, filepath)
-            found = [] if group is None else sorted(group.keys())
-            expected = [str(i) for i in range(len(variables))]
-            problem = None
-            if sorted(found) != sorted(expected):
-                problem = (f"the file holds {len(found)} arrays for '{name}' at {path}, the "
-                           f"model has {len(variables)}")
-            datasets = []
-            for key, variable in zip(expected, variables):
-                if problem:
-                    break
-                dataset = _child(h5py, group, key, h5py.Dataset, filepath)
-                why = _dataset_problem(dataset, variable)
-                if why:
-                    problem = f"{path}/{key} {why}"
-                datasets.append(dataset)
-            if problem:
-                if not skip_mismatch:
-                    fail(filepath, problem)
-                warnings.warn(f"load_weights: skipping '{name}': {problem}", stacklevel=3)
-                continue
-            plan.append((variables, datasets))
-        for variables, datasets in plan:
-            for variable, dataset in zip(variables, datasets):
-                array = np.empty(variable.shape, variable.dtype)
-                if array.size:
-                    dataset.read_direct(array)
-                variable.assign(array)
+            plan = _weights_plan(h5py, root, model, filepath, skip_mismatch)
+            for variables, datasets in plan:
+                for variable, dataset in zip(variables, datasets):
+                    array = np.empty(variable.shape, variable.dtype)
+                    if array.size:
+                        dataset.read_direct(array)
+                    variable.assign(array)
+        except KerasFileError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+            # HDF5's own errors on a damaged file (its structures, not what they declare)
+            fail(filepath, f"the weights file is damaged ({type(error).__name__}: {error})")
     unfilled = [w.path for w in model.weights if w._value is None]
     if unfilled:
         fail(filepath, f"it holds no values for {unfilled}")
+
+
+def _weights_plan(h5py, root, model, filepath, skip_mismatch):
+    """[(variables, datasets)] for each object of the model, every dataset checked (its
+    metadata only) against the variable it fills."""
+    if _legacy_layout(root):
+        fail(filepath, "it is a Keras 2 (legacy HDF5) weights file; load it in Keras and "
+                       "save it again with Keras 3")
+    container = "layers" if "layers" in root or "_layer_checkpoint_dependencies" not in \
+        root else "_layer_checkpoint_dependencies"
+    plan = []
+    for path, name, variables in weight_groups(model, container):
+        group = _group_at(h5py, root, path, filepath)
+        found = [] if group is None else sorted(group.keys())
+        expected = [str(i) for i in range(len(variables))]
+        problem = None
+        if found != sorted(expected):
+            problem = (f"the file holds {len(found)} arrays for '{name}' at {path}, the model "
+                       f"has {len(variables)}")
+        datasets = []
+        for key, variable in zip(expected, variables):
+            if problem:
+                break
+            dataset = _child(h5py, group, key, h5py.Dataset, filepath)
+            why = "cannot be opened" if dataset is None else _dataset_problem(dataset, variable)
+            if why:
+                problem = f"{path}/{key} {why}"
+            datasets.append(dataset)
+        if problem:
+            if not skip_mismatch:
+                fail(filepath, problem)
+            warnings.warn(f"load_weights: skipping '{name}': {problem}", stacklevel=4)
+            continue
+        plan.append((variables, datasets))
+    return plan
 
 
 def load_weights(model, filepath, skip_mismatch=False):
@@ -333,5 +343,6 @@ def load_weights(model, filepath, skip_mismatch=False):
     if not model.built:
         raise ValueError(f"load_weights: build {model.describe()} first (start it with "
                          f"Input(shape) or call build)")
+    weight_groups(model)  # a model Keras' format cannot describe is refused before reading
     source = read_archive(filepath)[WEIGHTS] if sniff(filepath) == "zip" else filepath
     assign_weights(model, source, filepath, skip_mismatch)

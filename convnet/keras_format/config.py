@@ -143,23 +143,19 @@ def to_keras(obj, compile_config=None):
         entry = {"module": "keras.layers", "class_name": layer_format.keras_class,
                  "config": layer_format.keras_config(obj), "registered_name": None}
         if layer_format.build_config and obj.built and obj.input_shape is not None:
-            entry["build_config"] = {"input_shape": _shape_json(obj.input_shape)}
+            entry["build_config"] = {"input_shape": obj.input_shape}
         return entry
     if kind == "Sequential":
         entry = {"module": "keras", "class_name": "Sequential",
                  "config": _sequential_config(obj), "registered_name": None}
         if obj._input_layer is not None:
-            entry["build_config"] = {"input_shape": [None, *obj._input_layer.shape]}
+            entry["build_config"] = {"input_shape": list(obj._input_layer.batch_shape)}
     else:
         entry = {"module": FUNCTIONAL_MODULE, "class_name": "Functional",
                  "config": _functional_config(obj), "registered_name": "Functional",
                  "build_config": {"input_shape": None}}
     entry["compile_config"] = compile_config or {}
     return entry
-
-
-def _shape_json(shape):
-    return map_structure(lambda d: d, list(shape) if isinstance(shape, tuple) else shape)
 
 
 def _sequential_config(model):

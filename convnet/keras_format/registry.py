@@ -167,6 +167,9 @@ def keras_object(value, kind, who, key):
     must be one of Keras' own (a custom class or a function is code, never loaded)."""
     if isinstance(value, str):
         return value, None
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        raise ModelFileError(f"{who}: {key} is a Python function ({value.get('config')!r:.80} "
+                             f"from module {value.get('module')!r}), which convnet never loads")
     if not isinstance(value, dict) or not isinstance(value.get("class_name"), str) \
             or not isinstance(value.get("config", {}), dict):
         raise ModelFileError(f"{who}: {key} is not a Keras {kind[:-1]}: {value!r:.200}")
