@@ -468,6 +468,79 @@ def test_files_from_before_keras_3_name_the_layers_container_differently(tmp_pat
                                _expected("sequential_cnn")[0], rtol=0, atol=1e-6)
 
 
+def _node(layer, index=0, **entries):
+    def edit(config):
+        config["config"]["layers"][layer]["inbound_nodes"][index].update(entries)
+    return edit
+
+
+FORGED_GRAPHS = {
+    "a call on constants": (_node(1, args=[[1.0, 2.0]]), "a call argument is not a tensor"),
+    "a call with keyword arguments": (_node(1, kwargs={"training": True}),
+                                      "keyword arguments \\['training'\\]"),
+    "two positional arguments": (_node(1, args=[1, 2]), "2 positional arguments"),
+    "a tensor of no layer": (_node(1, args=[{"class_name": "__keras_tensor__", "config": {
+        "keras_history": ["ghost", 0, 0]}}]), "refers to layer outputs that no layer makes"),
+    "a huge node index": (_node(1, args=[{"class_name": "__keras_tensor__", "config": {
+        "keras_history": ["image", 2 ** 70, 0]}}]), "no valid keras_history"),
+    "outputs that are no references": (lambda c: c["config"].update(output_layers=5),
+                                       "not \\[layer, node, tensor\\] references"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED_GRAPHS))
+def test_forged_graphs_are_refused(tmp_path, case):
+    edit, message = FORGED_GRAPHS[case]
+    path = _rewritten(tmp_path, _config_change(edit), source="functional_residual")
+    with pytest.raises(KerasFileError, match=message):
+        keras.load_model(path)
+
+
+def test_any_mutation_of_a_config_loads_or_is_refused_cleanly(tmp_path):
+    """Seeded random edits of the functional reference's config.json (values swapped for
+    other JSON values of any type, entries deleted): each file loads, or is refused with a
+    KerasFileError; never another exception."""
+    import random
+    chooser = random.Random(0)
+    members = _members(_reference("functional_residual"))
+    base = json.loads(members["config.json"])
+    values = [None, "x", -1, 0, 2 ** 70, 1.5, [], {}, [1, 2], {"class_name": "x"}, True, [None],
+              {"class_name": "__keras_tensor__", "config": {"keras_history": ["image", 0, 0]}}]
+    places = []
+    stack = [((), base)]
+    while stack:
+        path, value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) \
+            if isinstance(value, list) else ()
+        for key, child in items:
+            places.append(path + (key,))
+            stack.append((path + (key,), child))
+    outcomes = set()
+    for _ in range(120):
+        config = json.loads(members["config.json"])
+        for place in chooser.sample(places, 2):
+            try:
+                parent = config
+                for key in place[:-1]:
+                    parent = parent[key]
+                if isinstance(parent, dict) and chooser.random() < 0.2:
+                    del parent[place[-1]]
+                else:
+                    parent[place[-1]] = chooser.choice(values)
+            except (KeyError, IndexError, TypeError):
+                continue  # the first edit removed this place
+        path = tmp_path / "mutated.keras"
+        _write_zip(path, {**members, "config.json": json.dumps(config).encode()})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                keras.load_model(path)
+            outcomes.add("loaded")
+        except KerasFileError:
+            outcomes.add("refused")
+    assert outcomes == {"loaded", "refused"}
+
+
 def test_compile_false_skips_compile_settings_convnet_cannot_use(tmp_path):
     path = _rewritten(tmp_path, _config_change(
         lambda c: c["compile_config"]["optimizer"].update(class_name="Lion",

@@ -18,8 +18,8 @@ from .. import losses, optimizers, saving
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..saving import ModelFileError
-from .registry import (dtype_policy, format_named, format_of, keras_object, keras_snake_case,
-                       known_classes)
+from .registry import (dtype_policy, format_named, format_of, is_keras_module, keras_object,
+                       keras_snake_case, known_classes)
 
 MODEL_CLASSES = ("Sequential", "Functional")
 FUNCTIONAL_MODULE = "keras.src.models.functional"
@@ -261,7 +261,7 @@ def from_keras(entry, who="the model"):
     list of classes: anything else is refused, named."""
     class_name, config = _entry_parts(entry, who)
     module, registered = entry.get("module"), entry.get("registered_name")
-    keras_own = module is None or module == "keras" or module.startswith("keras.")
+    keras_own = is_keras_module(module)
     who = f"{who}: layer {config.get('name', class_name)!r}"
     if keras_own and class_name in MODEL_CLASSES and registered in (None, class_name):
         return (_sequential_from_keras if class_name == "Sequential"
@@ -328,7 +328,7 @@ def _functional_from_keras(config, who):
 
 
 def _is_index(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 31
 
 
 def _map_refs(fn, refs, who):
@@ -343,30 +343,37 @@ def _map_refs(fn, refs, who):
 
 
 def _node_from_keras(node, who):
-    """One call: its args and kwargs with each Keras tensor as {"keras_history": [...]}."""
-    if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
+    """One call: its args with each Keras tensor as {"keras_history": [...]}. A layer convnet
+    reads is called on one tensor, or a list (or dict) of them, and nothing else."""
+    if not isinstance(node, dict) or not isinstance(node.get("args"), list) \
             or not isinstance(node.get("kwargs", {}), dict):
         raise ModelFileError(f"{who}: an inbound node is not an {{args, kwargs}} object: "
                              f"{node!r:.200}")
-
-    def decode(value):
-        if isinstance(value, dict) and "class_name" not in value:
-            return {k: decode(v) for k, v in value.items()}
-        if isinstance(value, dict):
-            if value["class_name"] != "__keras_tensor__":
-                raise ModelFileError(f"{who}: a call argument is a {value.get('class_name')!r} "
-                                     f"object, which convnet does not load")
-            history = (value.get("config") or {}).get("keras_history")
-            if not (isinstance(history, list) and len(history) == 3
-                    and isinstance(history[0], str) and all(map(_is_index, history[1:]))):
-                raise ModelFileError(f"{who}: a tensor argument has no valid keras_history")
-            return {"keras_history": history}
-        if isinstance(value, list):
-            return [decode(v) for v in value]
-        return value
-
     kwargs = {k: v for k, v in node.get("kwargs", {}).items() if not (k == "mask" and v is None)}
-    return {"args": decode(node.get("args", [])), "kwargs": decode(kwargs)}
+    if kwargs:
+        raise ModelFileError(f"{who}: a call with keyword arguments {sorted(kwargs)}, which "
+                             f"convnet's layers do not take")
+
+    def tensor(value):
+        if not isinstance(value, dict) or value.get("class_name") != "__keras_tensor__":
+            raise ModelFileError(f"{who}: a call argument is not a tensor: {value!r:.100}")
+        config = value.get("config")
+        history = config.get("keras_history") if isinstance(config, dict) else None
+        if not (isinstance(history, list) and len(history) == 3
+                and isinstance(history[0], str) and all(map(_is_index, history[1:]))):
+            raise ModelFileError(f"{who}: a tensor argument has no valid keras_history")
+        return {"keras_history": history}
+
+    args = node["args"]
+    if len(args) != 1:
+        raise ModelFileError(f"{who}: a call with {len(args)} positional arguments (convnet's "
+                             f"layers take one: a tensor, or a list of tensors)")
+    inputs = args[0]
+    if isinstance(inputs, list) and inputs:
+        return {"args": [[tensor(v) for v in inputs]], "kwargs": {}}
+    if isinstance(inputs, dict) and inputs and "class_name" not in inputs:
+        return {"args": [{k: tensor(v) for k, v in inputs.items()}], "kwargs": {}}
+    return {"args": [tensor(inputs)], "kwargs": {}}
 
 
 # ----------------------------------------------------------------------------- compile settings
@@ -429,9 +436,8 @@ def _optimizer_from_keras(value, who):
 
 def _function_name(value):
     """The name of one of Keras' own functions serialized as {"class_name": "function"}."""
-    module = value.get("module") or "keras"
     if value.get("class_name") == "function" and isinstance(value.get("config"), str) \
-            and (module == "keras" or module.startswith("keras.")):
+            and is_keras_module(value.get("module")):
         return value["config"]
     return None
 

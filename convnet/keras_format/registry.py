@@ -21,6 +21,7 @@ convnet's contract); what differs is said per class:
 
 Adding a layer class is one ``register`` call below.
 """
+import importlib.util
 import inspect
 import re
 
@@ -158,8 +159,10 @@ def to_keras_value(key, value):
     return value
 
 
-def _is_keras_module(module):
-    return module is None or module == "keras" or module.startswith("keras.")
+def is_keras_module(module):
+    """Whether a serialized object's module is Keras' own (None: Keras' older short form)."""
+    return module is None or isinstance(module, str) and (module == "keras"
+                                                          or module.startswith("keras."))
 
 
 def keras_object(value, kind, who, key):
@@ -174,8 +177,7 @@ def keras_object(value, kind, who, key):
             or not isinstance(value.get("config", {}), dict):
         raise ModelFileError(f"{who}: {key} is not a Keras {kind[:-1]}: {value!r:.200}")
     module, registered = value.get("module"), value.get("registered_name")
-    if not (module is None or _is_keras_module(module)) \
-            or registered not in (None, value["class_name"]):
+    if not is_keras_module(module) or registered not in (None, value["class_name"]):
         raise ModelFileError(f"{who}: {key} is a custom {kind[:-1]} ({value['class_name']!r} "
                              f"from module {module!r}); convnet loads only Keras' own")
     return value["class_name"], dict(value.get("config") or {})
@@ -222,6 +224,8 @@ def from_keras_value(key, value, who):
     if key.endswith("_regularizer") or key.endswith("_constraint"):
         kind = "regularizers" if key.endswith("_regularizer") else "constraints"
         class_name, config = keras_object(value, kind, who, key)
+        if importlib.util.find_spec(f"convnet.{kind}") is None:
+            raise ModelFileError(f"{who}: {key} {class_name!r}: this convnet has no {kind}")
         return class_name if config is None else {"class_name": class_name, "config": config}
     if key == "activation" and not isinstance(value, str):
         raise ModelFileError(f"{who}: the activation {value!r:.200} is not one of Keras' named "
@@ -255,8 +259,9 @@ def _input_to_keras(layer, config):
 def _input_from_keras(config, who):
     config = dict(config)
     batch_shape = config.pop("batch_shape", config.pop("batch_input_shape", None))
-    if not isinstance(batch_shape, list) or not batch_shape:
-        raise ModelFileError(f"{who}: the InputLayer has no batch_shape")
+    if not isinstance(batch_shape, list) or len(batch_shape) < 2:
+        raise ModelFileError(f"{who}: the InputLayer has no batch_shape of a batch axis and "
+                             f"at least one more: {batch_shape!r:.100}")
     for flag in ("sparse", "ragged", "optional"):
         if config.pop(flag, False):
             raise ModelFileError(f"{who}: {flag} inputs are not supported")
