@@ -18,8 +18,8 @@ from .. import losses, optimizers, saving
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..saving import ModelFileError
-from .registry import (dtype_policy, format_named, format_of, is_keras_module, keras_object,
-                       keras_snake_case, known_classes)
+from .registry import (LAYERS_MODULE, dtype_policy, format_named, format_of, is_keras_module,
+                       keras_object, keras_snake_case, known_classes)
 
 MODEL_CLASSES = ("Sequential", "Functional")
 FUNCTIONAL_MODULE = "keras.src.models.functional"
@@ -140,7 +140,7 @@ def to_keras(obj, compile_config=None):
     kind = _model_kind(obj)
     if kind is None:
         layer_format = format_of(obj)
-        entry = {"module": "keras.layers", "class_name": layer_format.keras_class,
+        entry = {"module": LAYERS_MODULE, "class_name": layer_format.keras_class,
                  "config": layer_format.keras_config(obj), "registered_name": None}
         if layer_format.build_config and obj.built and obj.input_shape is not None:
             entry["build_config"] = {"input_shape": obj.input_shape}

@@ -43,6 +43,8 @@ def own_variables(layer):
 
 
 class LayerFormat:
+    """How one convnet layer class is written in Keras' format (see the module docstring)."""
+
     def __init__(self, cls, keras_class=None, keras_only=None, keras_newer=None,
                  convnet_only=None, build_config=False, variables=own_variables,
                  to_keras=None, from_keras=None):
