@@ -208,6 +208,24 @@ def test_a_trained_model_round_trips_bit_exactly(tmp_path, rng, data_format, dty
     loaded.fit(x, np.arange(6) % 3, verbose=0)                # compiled as saved
 
 
+def test_inputs_and_outputs_by_name_round_trip(tmp_path, rng):
+    model = dict_model()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.load_model(tmp_path / "m.keras")
+    x = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal((3, 4)),
+         "unused": np.zeros((3, 2))}
+    expected, got = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    assert list(got) == list(expected) == ["sum", "left"]
+    for key in expected:
+        assert got[key].tobytes() == expected[key].tobytes()
+    config = json.loads(_members(tmp_path / "m.keras")["config.json"])["config"]
+    assert config["input_layers"] == {"a": ["a", 0, 0], "b": ["b", 0, 0],
+                                      "unused": ["unused", 0, 0]}
+    # Keras' order: deepest first; the unused Input at depth 0, before the outputs' layers.
+    assert [layer["name"] for layer in config["layers"]] == ["a", "b", "shared", "unused",
+                                                             "left", "add"]
+
+
 def test_weights_files_both_ways(tmp_path, rng):
     model, other = small_cnn(), small_cnn()
     other.set_weights([w + 1 for w in other.get_weights()])
@@ -216,6 +234,13 @@ def test_weights_files_both_ways(tmp_path, rng):
     other.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    keras_written = tmp_path / "keras.weights.h5"              # the weights file Keras wrote
+    keras_written.write_bytes(_members(_reference("sequential_cnn"))["model.weights.h5"])
+    reference = keras.load_model(_reference("sequential_cnn"))
+    reference.set_weights([w * 0 for w in reference.get_weights()])
+    reference.load_weights(keras_written)
+    np.testing.assert_allclose(_predict(reference, _inputs("sequential_cnn"))[0],
+                               _expected("sequential_cnn")[0], rtol=0, atol=1e-6)
     model.save(tmp_path / "m.keras")                           # a .keras archive's weights too
     other.set_weights([w + 1 for w in other.get_weights()])
     other.load_weights(tmp_path / "m.keras")
@@ -238,6 +263,24 @@ def test_skip_mismatch_keeps_the_layers_that_do_not_fit(tmp_path):
     np.testing.assert_array_equal(wider.get_weights()[2], before)
 
 
+def dict_model():
+    """Inputs and outputs by name, a layer shared by both inputs, an Input left unused."""
+    keras.utils.set_random_seed(1)
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    unused = keras.Input((2,), name="unused")
+    shared = layers.Dense(3, name="shared", bias_initializer="random_normal")
+    total = layers.Add()([shared(a), shared(b)])
+    return keras.Model({"a": a, "b": b, "unused": unused},
+                       {"sum": total, "left": layers.Dense(2, name="left")(a)})
+
+
+def _as_npz(value):
+    """A prediction or an input (an array, a list or a dict of them) as npz entries."""
+    if isinstance(value, dict):
+        return {f"dict_{k}": v for k, v in value.items()}
+    return {f"list_{i}": v for i, v in enumerate(value if isinstance(value, list) else [value])}
+
+
 def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rng):
     """Keras 3 (torch backend, in a child process) loads each file convnet wrote, takes the
     .weights.h5 files, and predicts what convnet predicts; the README's snippet runs there."""
@@ -246,7 +289,8 @@ def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rn
     cases = {}
     for name in REFERENCES:
         keras.load_model(_reference(name)).save(tmp_path / f"{name}.keras")
-        cases[name] = _inputs(name)
+        xs = _inputs(name)
+        cases[name] = xs if len(xs) > 1 else xs[0]
     for data_format in ("channels_last", "channels_first"):
         model = small_cnn(data_format, "float64" if data_format == "channels_first" else
                           "float32")
@@ -254,10 +298,13 @@ def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rn
         model.fit(x, np.arange(4) % 3, verbose=0)
         model.save(tmp_path / f"{data_format}.keras")
         model.save_weights(tmp_path / f"{data_format}.weights.h5")
-        cases[data_format] = [x]
-    for name, xs in cases.items():
-        for i, x in enumerate(xs):
-            np.save(tmp_path / f"{name}_x{i}.npy", x)
+        cases[data_format] = x
+    dict_model().save(tmp_path / "by_name.keras")
+    cases["by_name"] = {"a": rng.standard_normal((3, 4)).astype("float32"),
+                        "b": rng.standard_normal((3, 4)).astype("float32"),
+                        "unused": np.zeros((3, 2), "float32")}
+    for name, x in cases.items():
+        np.savez(tmp_path / f"{name}_in.npz", **_as_npz(x))
     readme = open(os.path.join(HERE, os.pardir, "README.md")).read()
     section = readme.split("## From and to Keras", 1)[1]
     (tmp_path / "readme.py").write_text(section.split("```python\n", 1)[1].split("```", 1)[0])
@@ -269,7 +316,14 @@ def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rn
         snippet = runpy.run_path("readme.py")              # the README's round trip
         assert abs(snippet["theirs"].predict(snippet["x"], verbose=0)
                    - snippet["model"].predict(snippet["x"], verbose=0)).max() < 1e-6
-        for name, count in (arg.split(":") for arg in sys.argv[1:]):
+
+        def unpack(entries):
+            if all(k.startswith("dict_") for k in entries):
+                return {k[5:]: entries[k] for k in entries}
+            items = [entries[f"list_{i}"] for i in range(len(entries))]
+            return items if len(items) > 1 else items[0]
+
+        for name in sys.argv[1:]:
             model = keras.saving.load_model(f"{name}.keras")
             if name.startswith("channels"):
                 again = keras.saving.load_model(f"{name}.keras")
@@ -277,22 +331,24 @@ def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rn
                 again.load_weights(f"{name}.weights.h5")
                 assert all((a == b).all() for a, b in zip(again.get_weights(),
                                                           model.get_weights()))
-            xs = [np.load(f"{name}_x{i}.npy") for i in range(int(count))]
-            ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-            for i, y in enumerate(ys if isinstance(ys, list) else [ys]):
-                np.save(f"{name}_keras{i}.npy", np.asarray(y))
+            y = model.predict(unpack(dict(np.load(f"{name}_in.npz"))), verbose=0)
+            if isinstance(y, dict):
+                np.savez(f"{name}_out.npz", **{f"dict_{k}": v for k, v in y.items()})
+            else:
+                y = y if isinstance(y, list) else [y]
+                np.savez(f"{name}_out.npz", **{f"list_{i}": v for i, v in enumerate(y)})
     """)
-    result = subprocess.run([sys.executable, "-c", script,
-                             *(f"{n}:{len(xs)}" for n, xs in cases.items())],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    result = subprocess.run([sys.executable, "-c", script, *cases], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
                             env={**os.environ, "KERAS_BACKEND": "torch"})
     assert result.returncode == 0, result.stderr[-3000:]
-    for name, xs in cases.items():
-        ours = _predict(keras.load_model(tmp_path / f"{name}.keras"), xs)
-        for i, y in enumerate(ours):
-            theirs = np.load(tmp_path / f"{name}_keras{i}.npy")
-            assert theirs.dtype == y.dtype
-            np.testing.assert_allclose(theirs, y, rtol=0, atol=1e-6)
+    for name, x in cases.items():
+        ours = _as_npz(keras.load_model(tmp_path / f"{name}.keras").predict(x, verbose=0))
+        theirs = dict(np.load(tmp_path / f"{name}_out.npz"))
+        assert sorted(theirs) == sorted(ours), name
+        for key, y in ours.items():
+            assert theirs[key].dtype == y.dtype
+            np.testing.assert_allclose(theirs[key], y, rtol=0, atol=1e-6, err_msg=name)
 
 
 # ----------------------------------------------------------------------------- names and contents
