@@ -223,7 +223,7 @@ def test_inputs_and_outputs_by_name_round_trip(tmp_path, rng):
                                       "unused": ["unused", 0, 0]}
     # Keras' order: deepest first; the unused Input at depth 0, before the outputs' layers.
     assert [layer["name"] for layer in config["layers"]] == ["a", "b", "shared", "unused",
-                                                             "left", "add"]
+                                                             "left", "total"]
 
 
 def test_weights_files_both_ways(tmp_path, rng):
@@ -269,7 +269,7 @@ def dict_model():
     a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
     unused = keras.Input((2,), name="unused")
     shared = layers.Dense(3, name="shared", bias_initializer="random_normal")
-    total = layers.Add()([shared(a), shared(b)])
+    total = layers.Add(name="total")([shared(a), shared(b)])
     return keras.Model({"a": a, "b": b, "unused": unused},
                        {"sum": total, "left": layers.Dense(2, name="left")(a)})
 
