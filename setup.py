@@ -57,7 +57,7 @@ extensions = [
     Extension(f"convnet._core.{name}", [f"convnet/_core/{name}.pyx"],
               include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-    for name in ("conv", "linalg", "pool", "threads")
+    for name in ("conv", "depthwise", "image", "linalg", "norm", "pool", "threads")
 ]
 
 setup(

@@ -25,11 +25,14 @@ from conftest import medians, ratio_rows  # noqa: E402
 from memory import peak_bytes  # noqa: E402
 from workloads import torch  # noqa: E402
 
-# Issue 5's targets: convnet / PyTorch channels_last median time, at 1 and 2 threads.
+# Issue 5's targets, and issue 14's: convnet / PyTorch channels_last median time, at 1 and
+# 2 threads.
 TARGETS = {"W1 conv forward": 1.3, "W1 conv forward+backward": 1.2,
            "W2 conv 1->32 5x5 forward+backward": 1.0, "W4 max pool forward": 1.0,
            "W4 max pool forward+backward": 1.0, "W5 avg pool forward": 1.0,
-           "W5 avg pool forward+backward": 1.0, "W7 training step": 1.0}
+           "W5 avg pool forward+backward": 1.0, "W7 training step": 1.0,
+           # Issue 14's.
+           "W8 batch norm forward+backward": 1.0, "W9 depthwise 3x3 forward+backward": 1.0}
 
 
 def run_suite(json_path, extra):

@@ -93,6 +93,67 @@ def _pool_workload(name, shape, forward, backward, torch_pool, flops=0):
     return Workload(name, flops, convnet_step, torch_step)
 
 
+def _batch_norm_workload(name, shape, relu):
+    """Training-mode batch normalisation (optionally with its ReLU), forward and backward;
+    PyTorch's F.batch_norm (then F.relu) with running statistics, as a layer does."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    grad = rng.standard_normal(shape, dtype=np.float32)
+    channels = shape[-1]
+    gamma, beta = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+
+    def convnet_step():
+        def step():
+            y, mean, _, inv_std = kernels.batch_norm_train(x, gamma, beta, 1e-3, relu=relu)
+            return kernels.batch_norm_train_backward(x, grad, mean, inv_std, gamma,
+                                                     relu_output=y if relu else None)
+        return step
+
+    def torch_step(channels_last):
+        tx = as_torch(x, channels_last).requires_grad_()
+        tg = as_torch(grad, channels_last)
+        weight = torch.ones(channels, requires_grad=True)
+        bias = torch.zeros(channels, requires_grad=True)
+        running_mean, running_var = torch.zeros(channels), torch.ones(channels)
+        functional = torch.nn.functional
+
+        def step():
+            y = functional.batch_norm(tx, running_mean, running_var, weight, bias, True, 0.01,
+                                      1e-3)
+            (functional.relu(y) if relu else y).backward(tg)
+        return step
+
+    return Workload(name, 0, convnet_step, torch_step)
+
+
+def _depthwise_workload(name, shape, kernel_size):
+    """Depthwise convolution (depth_multiplier 1, "same"), forward and backward; PyTorch's
+    conv2d with groups = channels."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    channels = shape[-1]
+    kernel = rng.standard_normal((kernel_size, kernel_size, channels, 1), dtype=np.float32)
+    grad = rng.standard_normal(shape, dtype=np.float32)
+    flops = 3 * 2 * x.size * kernel_size * kernel_size
+
+    def convnet_step():
+        return lambda: (kernels.depthwise_conv2d(x, kernel, None, 1, "same"),
+                        kernels.depthwise_conv2d_backward(x, kernel, grad, 1, "same"))
+
+    def torch_step(channels_last):
+        tx = as_torch(x, channels_last).requires_grad_()
+        # (kh, kw, C, 1) -> PyTorch's (C, 1, kh, kw)
+        tk = as_torch(kernel.transpose(3, 0, 1, 2), channels_last).transpose(0, 1)
+        tk = tk.contiguous(memory_format=torch.channels_last if channels_last
+                           else torch.contiguous_format).requires_grad_()
+        tg = as_torch(grad, channels_last)
+        padding = kernel_size // 2
+        return lambda: torch.nn.functional.conv2d(tx, tk, None, 1, padding, 1,
+                                                  channels).backward(tg)
+
+    return Workload(name, flops, convnet_step, torch_step)
+
+
 def _max_pool(x, training):
     return kernels.max_pool2d(x, 2, with_argmax=training)
 
@@ -193,6 +254,10 @@ WORKLOADS = [
     _pool_workload("W6 global avg pool forward+backward", W6_SHAPE, _global_avg_pool,
                    lambda g, _: kernels.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
     _training_workload(),
+    # Issue 14's kernels.
+    _batch_norm_workload("W8 batch norm forward+backward", W4_SHAPE, relu=False),
+    _batch_norm_workload("W8 batch norm + ReLU forward+backward", W4_SHAPE, relu=True),
+    _depthwise_workload("W9 depthwise 3x3 forward+backward", W4_SHAPE, 3),
     # Not in the issue: the same step on a larger batch, to see how far threads take it.
     _training_workload(batch=256),
 ]

@@ -4,8 +4,8 @@
 run Keras programs built from what convnet has: Sequential, functional and subclassed
 models, trained with compiled Cython + OpenMP kernels.
 """
-from . import (activations, backend, callbacks, datasets, initializers, kernels, layers, losses,
-               metrics, ops, optimizers, utils)
+from . import (activations, backend, callbacks, constraints, datasets, initializers, kernels,
+               layers, losses, metrics, ops, optimizers, regularizers, utils)
 from . import random
 from .autodiff import GradientTape
 from .kernels import get_num_threads, set_num_threads
@@ -20,5 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Model", "Input", "Layer", "Variable", "GradientTape", "layers",
            "models", "optimizers", "losses", "metrics", "callbacks", "initializers",
-           "activations", "datasets", "utils", "ops", "kernels", "backend", "config", "random",
-           "load_model", "clone_model", "set_num_threads", "get_num_threads"]
+           "regularizers", "constraints", "activations", "datasets", "utils", "ops", "kernels",
+           "backend", "config", "random", "load_model", "clone_model", "set_num_threads",
+           "get_num_threads"]

@@ -82,6 +82,17 @@ class Operators:
     def __getitem__(self, key): return _ops().getitem(self, key)
     __hash__ = object.__hash__
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs (``np.exp(t)``, ``array + t``) run as the convnet.ops function of the
+        same name where an operand needs a gradient or is symbolic, so they are recorded;
+        otherwise NumPy computes on the values."""
+        return _ops()._numpy_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions (``np.sum(t)``, ``np.concatenate``) likewise: convnet.ops' function
+        of the same name on the tape or on symbolic tensors, NumPy's own elsewhere."""
+        return _ops()._numpy_function(func, args, kwargs)
+
     @property
     def T(self):  # noqa: N802 - NumPy's name
         return _ops().transpose(self)
@@ -143,15 +154,11 @@ class Tensor(Operators):
             return self.value.astype(dtype)
         return self.value.copy() if copy else self.value
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        """NumPy ufuncs on a tensor run as the convnet.ops function of the same name, so
-        ``np.exp(t)`` is recorded; one that has no gradient rule here is refused."""
-        return _ops()._numpy_ufunc(ufunc, method, inputs, kwargs)
-
     def __setitem__(self, key, value):
-        raise TypeError("a traced tensor cannot be written in place (its gradient would be "
-                        "wrong); build a new one, e.g. with convnet.ops.where or "
-                        "convnet.ops.slice_update")
+        made_by = f" (made by {self.node.name})" if self.node else ""
+        raise TypeError(f"a traced tensor{made_by} cannot be written in place: the tape keeps "
+                        f"it for the backward pass, so its gradient would be wrong; build a "
+                        f"new one, e.g. with convnet.ops.where or convnet.ops.slice_update")
 
     def __repr__(self):
         where = " (on the tape)" if self.node else ""
@@ -164,7 +171,8 @@ class Node:
 
     ``vjp`` gets the gradient of each output (None for an output nothing flowed back to;
     for a single-output operation it gets the array itself) and returns one gradient per
-    input (None where not needed or zero).
+    input (None where not needed or zero). ``vjp`` None marks an op that is not
+    differentiable: the gradient stops there (see ``_refuse_lost_gradients``).
     """
     __slots__ = ("inputs", "needs", "vjp", "n_outputs", "name", "layer", "ctx")
 
@@ -177,9 +185,15 @@ class Node:
         return f"<Node {self.name}>"
 
 
+_variable_class = None
+
+
 def _is_variable(x):
-    from .variables import Variable
-    return isinstance(x, Variable)
+    global _variable_class
+    if _variable_class is None:
+        from .variables import Variable  # it imports this module
+        _variable_class = Variable
+    return isinstance(x, _variable_class)
 
 
 def needs_grad(x):
@@ -245,11 +259,13 @@ def _add(grads, key, index, n_outputs, g):
     slot[index] = g if slot[index] is None else slot[index] + g
 
 
-def backpropagate(roots, seeds, replace=None):
+def backpropagate(roots, seeds, replace=None, sources=None):
     """Gradients of sum(seed . root) for every Variable reached: {id(variable): (variable, grad)}.
 
     ``replace`` maps a node to a function used instead of its vjp (the training loop
     uses it to hand the gradient of a softmax's logits straight to the layer below).
+    ``sources``, if given, are the variables whose gradients are wanted: only they are
+    checked for a gradient lost at an op that has none.
     """
     order = _topological(roots)
     grads, variable_grads = {}, {}
@@ -257,11 +273,15 @@ def backpropagate(roots, seeds, replace=None):
         if isinstance(root, Tensor) and root.node is not None:
             _add(grads, id(root.node), root.index, root.node.n_outputs, seed)
     replace = replace or {}
+    cut = []
     for node in reversed(order):
         slot = grads.pop(id(node), None)
         if slot is None:
             continue
         vjp = replace.get(id(node), node.vjp)
+        if vjp is None:  # an op with no gradient (argmax, floor, a comparison)
+            cut.append(node)
+            continue
         input_grads = vjp(slot if node.n_outputs > 1 else slot[0], node.needs)
         for x, need, g in zip(node.inputs, node.needs, input_grads):
             if not need or g is None:
@@ -271,7 +291,34 @@ def backpropagate(roots, seeds, replace=None):
             else:
                 entry = variable_grads.get(id(x))
                 variable_grads[id(x)] = (x, g if entry is None else entry[1] + g)
+    if cut:
+        _refuse_lost_gradients(cut, variable_grads, sources)
     return variable_grads
+
+
+def _refuse_lost_gradients(cut, variable_grads, sources=None):
+    """A gradient reached ops that have none. Where a trainable variable behind such an op
+    got no gradient from any other path, training it would silently use zeros: raise,
+    naming the op nearest that variable (``stop_gradient`` asks for a zero on purpose)."""
+    stack, seen = [(node, node) for node in cut], set()
+    while stack:
+        node, nearest_cut = stack.pop()
+        for x, need in zip(node.inputs, node.needs):
+            if not need:
+                continue
+            if isinstance(x, Tensor):
+                if id(x.node) not in seen:
+                    seen.add(id(x.node))
+                    stack.append((x.node, x.node if x.node.vjp is None else nearest_cut))
+            elif id(x) not in variable_grads and (sources is None or
+                                                  any(x is v for v in sources)):
+                raise TypeError(
+                    f"no gradient reaches {getattr(x, 'path', 'a variable')}: the loss depends "
+                    f"on it only through {nearest_cut.name}, which is not differentiable (its "
+                    f"result is an integer, a boolean or piecewise constant). Compute the loss "
+                    f"from a differentiable op (e.g. softmax probabilities rather than argmax), "
+                    f"or wrap that value in convnet.ops.stop_gradient if a zero gradient is "
+                    f"what you mean")
 
 
 class GradientTape:
@@ -301,7 +348,7 @@ class GradientTape:
         """d target / d each source (a Variable): a list in the order of `sources`."""
         seed = (np.ones_like(value_of(target)) if output_gradients is None
                 else np.asarray(value_of(output_gradients)))
-        found = backpropagate([target], [seed])
+        found = backpropagate([target], [seed], sources=sources)
         return [_grad_or_zeros(found, v) for v in sources]
 
 

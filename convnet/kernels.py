@@ -17,10 +17,13 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
+from ._core import depthwise as _depthwise
+from ._core import image as _image
 from ._core import linalg as _linalg
+from ._core import norm as _norm
 from ._core import pool as _pool
 from ._core import threads as _threads
-from .utils import conv_output_length, same_padding
+from .utils import conv_output_length, conv_transpose_padding, same_padding
 
 set_num_threads = _threads.set_num_threads
 get_num_threads = _threads.get_num_threads
@@ -265,37 +268,61 @@ def _balanced_block_rows(rows, column_width, itemsize):
 
 # ----------------------------------------------------------------------------- convolution
 
-def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name):
-    kernel = _native(np.asarray(kernel))
-    if kernel.ndim != 4:
-        raise ValueError(f"{name}: kernel must be 4-D (kh, kw, in_channels, filters), "
-                         f"got shape {kernel.shape}")
-    dtype = float_dtype(kernel.dtype, name)
-    kh, kw, in_channels, filters = kernel.shape
+def _check_kernel(kernel, input_shape, bias, groups, depthwise, name):
+    """Check a conv kernel against an NHWC input shape: (kernel, bias, groups)."""
     if min(kernel.shape) < 1:
         raise ValueError(f"{name}: kernel of shape {kernel.shape} has an empty dimension")
-    if kh * kw * in_channels > INT_MAX or filters > INT_MAX:
+    kh, kw, kernel_in, filters = kernel.shape
+    if kh * kw * kernel_in > INT_MAX or filters > INT_MAX:
         # The column matrix (rows of kh*kw*in_channels) and the kernel are BLAS operands
         # whose leading dimensions are C ints.
         raise ValueError(f"{name}: kernel of shape {kernel.shape} has kh*kw*in_channels = "
-                         f"{kh * kw * in_channels} and {filters} filters; each must be at most "
+                         f"{kh * kw * kernel_in} and {filters} filters; each must be at most "
                          f"{INT_MAX}")
-    kernel = np.ascontiguousarray(kernel)
-    x = as_batch(x, dtype, name)
-    _check_spatial(x.shape, name)
-    if x.shape[3] != in_channels:
-        raise ValueError(f"{name}: input has {x.shape[3]} channels (shape {x.shape}) but the "
-                         f"kernel expects {in_channels} (kernel shape {kernel.shape})")
+    groups = as_int_tuple(groups, 1, "groups", name)[0]
+    kernel_in, filters = kernel.shape[2:]
+    channels = input_shape[3]
+    if depthwise:
+        expected, out_channels = kernel_in, kernel_in * filters
+    else:
+        expected, out_channels = kernel_in * groups, filters
+    if channels != expected:
+        per_group = f" ({kernel_in} per group x groups={groups})" if groups > 1 else ""
+        raise ValueError(f"{name}: input has {channels} channels (shape {tuple(input_shape)}) "
+                         f"but the kernel expects {expected}{per_group} (kernel shape "
+                         f"{kernel.shape})")
+    if filters % groups:
+        raise ValueError(f"{name}: groups={groups} must divide the kernel's {filters} filters "
+                         f"(kernel shape {kernel.shape})")
     if bias is not None:
         bias = _native(np.asarray(bias))
-        if bias.shape != (filters,) or bias.dtype != dtype:
-            raise ValueError(f"{name}: bias must have shape ({filters},) and dtype {dtype}, "
-                             f"got {bias.shape} {bias.dtype}")
+        if bias.shape != (out_channels,) or bias.dtype != kernel.dtype:
+            raise ValueError(f"{name}: bias must have shape ({out_channels},) and dtype "
+                             f"{kernel.dtype}, got {bias.shape} {bias.dtype}")
         bias = np.ascontiguousarray(bias)
+    return kernel, bias, groups
+
+
+def _as_kernel(kernel, name, layout="(kh, kw, in_channels, filters)"):
+    kernel = _native(np.asarray(kernel))
+    if kernel.ndim != 4:
+        raise ValueError(f"{name}: kernel must be 4-D {layout}, got shape {kernel.shape}")
+    float_dtype(kernel.dtype, name)
+    return np.ascontiguousarray(kernel)
+
+
+def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, name, groups=1,
+                depthwise=False):
+    kernel = _as_kernel(kernel, name, "(kh, kw, in_channels, depth_multiplier)" if depthwise
+                        else "(kh, kw, in_channels, filters)")
+    x = as_batch(x, kernel.dtype, name)
+    _check_spatial(x.shape, name)
+    kernel, bias, groups = _check_kernel(kernel, x.shape, bias, groups, depthwise, name)
     strides = as_int_tuple(strides, 2, "strides", name)
     dilation = as_int_tuple(dilation_rate, 2, "dilation_rate", name)
-    geometry = window_geometry(x.shape[1:3], (kh, kw), strides, padding, dilation, False, name)
-    return x, kernel, bias, geometry
+    geometry = window_geometry(x.shape[1:3], kernel.shape[:2], strides, padding, dilation, False,
+                               name)
+    return x, kernel, bias, geometry, groups
 
 
 def _column_args(geometry):
@@ -304,15 +331,37 @@ def _column_args(geometry):
     return kh, kw, sh, sw, dh, dw, pt, pl, geometry.output_hw[0], geometry.output_hw[1]
 
 
+def _output_gradient(grad_out, expected, dtype, name, relu_output=None):
+    """grad_out (and relu_output) checked against the output shape `expected`."""
+    grad_out = as_batch(grad_out, dtype, name, arg="output gradient")
+    if grad_out.shape != expected:
+        raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
+                         f"{expected}")
+    if relu_output is not None:
+        relu_output = _native(np.asarray(relu_output))
+        if relu_output.shape != expected or relu_output.dtype != dtype:
+            raise ValueError(f"{name}: relu_output must have shape {expected} and dtype "
+                             f"{dtype}, got {relu_output.shape} {relu_output.dtype}")
+        relu_output = np.ascontiguousarray(relu_output)
+    return grad_out, relu_output
+
+
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, relu=False,
-           name="conv2d"):
+           groups=1, name="conv2d"):
     """2-D convolution (cross-correlation, like Keras and PyTorch) of NHWC `x`.
 
     With ``relu=True`` the output is max(conv + bias, 0), applied while each
-    block is in cache. Returns (N, out_h, out_w, filters) in the kernel's dtype.
+    block is in cache. With ``groups`` > 1 (Keras' Conv2D ``groups``) the kernel is
+    (kh, kw, in_channels/groups, filters) and filters f*filters/groups .. see only
+    input channels f*in_channels/groups ..; each group is unfolded and multiplied on its
+    own. Returns (N, out_h, out_w, filters) in the kernel's dtype.
     """
-    x, kernel, bias, geometry = _conv_setup(x, kernel, bias, strides, padding, dilation_rate,
-                                            name)
+    x, kernel, bias, geometry, groups = _conv_setup(x, kernel, bias, strides, padding,
+                                                    dilation_rate, name, groups)
+    return _conv_forward(x, kernel, bias, geometry, groups, relu)
+
+
+def _conv_forward(x, kernel, bias, geometry, groups, relu):
     n = x.shape[0]
     filters = kernel.shape[3]
     weights = kernel.reshape(-1, filters)
@@ -324,12 +373,12 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
     scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
     with _sequential_blas:
         _conv.conv2d_forward(x, weights, bias, out.reshape(-1, filters), scratch,
-                             *_column_args(geometry), block_rows, bool(relu), threads)
+                             *_column_args(geometry), groups, block_rows, bool(relu), threads)
     return out
 
 
 def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
-                    need_input_grad=True, relu_output=None, name="conv2d"):
+                    need_input_grad=True, relu_output=None, groups=1, name="conv2d"):
     """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
 
     With ``relu_output``, the output of ``conv2d(..., relu=True)``, `grad_out` is the
@@ -339,22 +388,21 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     The kernel gradient is a sum of partial sums over fixed groups of images,
     added in a fixed order, so results are identical at any number of threads.
     """
-    x, kernel, _, geometry = _conv_setup(x, kernel, None, strides, padding, dilation_rate, name)
+    x, kernel, _, geometry, groups = _conv_setup(x, kernel, None, strides, padding,
+                                                 dilation_rate, name, groups)
+    expected = (x.shape[0], *geometry.output_hw, kernel.shape[3])
+    grad_out, relu_output = _output_gradient(grad_out, expected, kernel.dtype, name,
+                                             relu_output)
+    return _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_input_grad)
+
+
+def _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_input_grad):
     n = x.shape[0]
     filters = kernel.shape[3]
-    expected = (n, *geometry.output_hw, filters)
-    grad_out = as_batch(grad_out, kernel.dtype, name, arg="output gradient")
-    if grad_out.shape != expected:
-        raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected "
-                         f"{expected}")
-    if relu_output is not None:
-        relu_output = _native(np.asarray(relu_output))
-        if relu_output.shape != expected or relu_output.dtype != kernel.dtype:
-            raise ValueError(f"{name}: relu_output must have shape {expected} and dtype "
-                             f"{kernel.dtype}, got {relu_output.shape} {relu_output.dtype}")
-        relu_output = np.ascontiguousarray(relu_output).reshape(-1, filters)
     weights = kernel.reshape(-1, filters)
     grad_rows = grad_out.reshape(-1, filters)
+    if relu_output is not None:
+        relu_output = relu_output.reshape(-1, filters)
     grad_x = np.empty_like(x) if need_input_grad else None
     if grad_rows.shape[0] == 0:
         if grad_x is not None:
@@ -370,12 +418,192 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
     with _sequential_blas:
         _conv.conv2d_backward(x, weights, grad_rows, relu_output, partials, bias_partials,
-                              grad_x, scratch, *_column_args(geometry), block_rows, threads)
+                              grad_x, scratch, *_column_args(geometry), groups, block_rows,
+                              threads)
     grad_weights, grad_bias = partials[0], bias_partials[0]
     for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
         grad_weights += partials[p]
         grad_bias += bias_partials[p]
     return grad_x, grad_weights.reshape(kernel.shape), grad_bias
+
+
+def _input_shape(input_shape, name):
+    shape = as_int_tuple(input_shape, 4, "input_shape", name, minimum=0)
+    _check_spatial(shape, name, "input_shape")
+    return shape
+
+
+def conv2d_backward_input(grad_out, kernel, input_shape, strides=1, padding="valid",
+                          dilation_rate=1, groups=1, name="conv2d"):
+    """The input gradient of conv2d alone, for an input of `input_shape` (N, H, W, C):
+    no kernel gradient is computed (a frozen layer's backward pass)."""
+    kernel = _as_kernel(kernel, name)
+    shape = _input_shape(input_shape, name)
+    kernel, _, groups = _check_kernel(kernel, shape, None, groups, False, name)
+    geometry = window_geometry(shape[1:3], kernel.shape[:2],
+                               as_int_tuple(strides, 2, "strides", name), padding,
+                               as_int_tuple(dilation_rate, 2, "dilation_rate", name), False, name)
+    grad_out, _ = _output_gradient(grad_out, (shape[0], *geometry.output_hw, kernel.shape[3]),
+                                   kernel.dtype, name)
+    return _conv_input_gradient(grad_out, kernel, None, shape, geometry, groups, False)
+
+
+def _conv_input_gradient(grad_out, kernel, bias, input_shape, geometry, groups, relu):
+    """col2im of grad_out @ kernel^T (+ bias, then ReLU): the input gradient of a
+    convolution, and the forward pass of a transposed one."""
+    grad_x = np.empty(input_shape, dtype=kernel.dtype)
+    if grad_x.size == 0:
+        return grad_x
+    filters = kernel.shape[3]
+    weights = kernel.reshape(-1, filters)
+    threads = get_num_threads()
+    block_rows = _block_rows(weights.shape[0], grad_x.itemsize)
+    scratch = _scratch(threads, block_rows * weights.shape[0], grad_x.dtype)
+    with _sequential_blas:
+        _conv.conv2d_backward_input(grad_out.reshape(-1, filters), weights, bias, grad_x,
+                                    scratch, *_column_args(geometry), groups, block_rows,
+                                    bool(relu), threads)
+    return grad_x
+
+
+def _transpose_setup(x, kernel, bias, strides, padding, output_padding, dilation_rate, name):
+    """Check a transposed convolution's arguments; return x, kernel, bias and the
+    WindowGeometry of the convolution it is the adjoint of (whose input is the
+    transposed convolution's output, and whose padding after may be negative)."""
+    kernel = _as_kernel(kernel, name, "(kh, kw, filters, in_channels)")
+    x = as_batch(x, kernel.dtype, name)
+    _check_spatial(x.shape, name)
+    kh, kw, filters, in_channels = kernel.shape
+    if min(kernel.shape) < 1:
+        raise ValueError(f"{name}: kernel of shape {kernel.shape} has an empty dimension")
+    if x.shape[3] != in_channels:
+        raise ValueError(f"{name}: input has {x.shape[3]} channels (shape {x.shape}) but the "
+                         f"kernel (kh, kw, filters, in_channels) expects {in_channels} "
+                         f"(kernel shape {kernel.shape})")
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (filters,) or bias.dtype != kernel.dtype:
+            raise ValueError(f"{name}: bias must have shape ({filters},) and dtype "
+                             f"{kernel.dtype}, got {bias.shape} {bias.dtype}")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{name}: padding must be 'valid' or 'same' (as in Keras' "
+                         f"Conv2DTranspose), got {padding!r}")
+    padding = padding.lower()
+    strides = as_int_tuple(strides, 2, "strides", name)
+    dilation = as_int_tuple(dilation_rate, 2, "dilation_rate", name)
+    if output_padding is not None:
+        output_padding = as_int_tuple(output_padding, 2, "output_padding", name, minimum=0)
+        if any(p >= s for p, s in zip(output_padding, strides)):
+            raise ValueError(f"{name}: output_padding {output_padding} must be smaller than "
+                             f"strides {strides} in each dimension, as in Keras")
+    sizes = [conv_transpose_padding(n, k, s, padding,
+                                    None if output_padding is None else output_padding[axis], d)
+             for axis, (n, k, s, d) in enumerate(zip(x.shape[1:3], (kh, kw), strides, dilation))]
+    output_hw = tuple(length for length, _ in sizes)
+    if min(output_hw) < 1:
+        raise ValueError(f"{name}: kernel_size {(kh, kw)} with padding {padding!r} and "
+                         f"output_padding {output_padding} makes an empty output "
+                         f"{output_hw} from the input of shape {x.shape}")
+    padding_pairs = tuple(
+        (crop, (n - 1) * s + d * (k - 1) + 1 - crop - length)
+        for (length, crop), n, k, s, d in zip(sizes, x.shape[1:3], (kh, kw), strides, dilation))
+    geometry = WindowGeometry((kh, kw), strides, dilation, padding_pairs, output_hw,
+                              tuple(x.shape[1:3]))
+    return x, kernel, bias, geometry
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None,
+                     dilation_rate=1, relu=False, name="conv2d_transpose"):
+    """Transposed 2-D convolution of NHWC `x` with a Keras (kh, kw, filters, in_channels)
+    kernel: the adjoint of conv2d with that kernel (no flip), the output size and
+    padding by Keras' rule (see ``utils.conv_transpose_padding``; "valid" or "same",
+    ``output_padding`` < strides). Computed as the input gradient of that convolution
+    (col2im), then + bias and, with ``relu``, max(., 0) on each image while in cache.
+    Strides > 1 with dilation > 1 work here as in keras.ops.conv_transpose (Keras'
+    Conv2DTranspose layer refuses them). Returns (N, out_h, out_w, filters)."""
+    x, kernel, bias, geometry = _transpose_setup(x, kernel, bias, strides, padding,
+                                                 output_padding, dilation_rate, name)
+    shape = (x.shape[0], *geometry.input_hw, kernel.shape[2])
+    return _conv_input_gradient(x, kernel, bias, shape, geometry, 1, relu)
+
+
+def conv2d_transpose_backward(x, kernel, grad_out, strides=1, padding="valid",
+                              output_padding=None, dilation_rate=1, need_input_grad=True,
+                              relu_output=None, name="conv2d_transpose"):
+    """Gradients of conv2d_transpose: (grad_x or None, grad_kernel, grad_bias).
+
+    The input gradient is conv2d of `grad_out` with the same kernel; the kernel gradient
+    is conv2d's kernel gradient with the roles swapped (`grad_out` as the input, `x` as
+    the output gradient); the bias gradient is grad_out summed per channel in fixed
+    blocks. With ``relu_output`` (the output of ``conv2d_transpose(..., relu=True)``)
+    `grad_out` first goes through the ReLU's derivative."""
+    x, kernel, _, geometry = _transpose_setup(x, kernel, None, strides, padding,
+                                              output_padding, dilation_rate, name)
+    expected = (x.shape[0], *geometry.input_hw, kernel.shape[2])
+    grad_out, relu_output = _output_gradient(grad_out, expected, kernel.dtype, name,
+                                             relu_output)
+    if relu_output is not None:
+        grad_out = relu_backward(relu_output, grad_out, name)
+    grad_x = _conv_forward(grad_out, kernel, None, geometry, 1, False) if need_input_grad else None
+    _, grad_kernel, _ = _conv_backward(grad_out, kernel, x, None, geometry, 1, False)
+    grad_bias, _ = _channel_sums(grad_out.reshape(-1, kernel.shape[2]))
+    return grad_x, grad_kernel, grad_bias.astype(kernel.dtype)
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
+                     name="depthwise_conv2d"):
+    """Depthwise convolution of NHWC `x` with a Keras (kh, kw, in_channels, depth_multiplier)
+    kernel: output channel c*depth_multiplier + m is input channel c filtered by
+    kernel[:, :, c, m] (+ bias[c*depth_multiplier + m]). Direct loops over the channels,
+    no im2col. Padding and dilation as conv2d. Returns (N, out_h, out_w, in*depth_multiplier)."""
+    x, kernel, bias, geometry, _ = _conv_setup(x, kernel, bias, strides, padding,
+                                               dilation_rate, name, depthwise=True)
+    kh, kw, channels, multiplier = kernel.shape
+    out = np.empty((x.shape[0], *geometry.output_hw, channels * multiplier), dtype=kernel.dtype)
+    _depthwise.depthwise_conv2d_forward(x, kernel.reshape(kh, kw, -1), bias, out,
+                                        *_depthwise_args(geometry), get_num_threads())
+    return out
+
+
+def _depthwise_args(geometry):
+    (sh, sw), (dh, dw), ((pt, _), (pl, _)) = geometry.strides, geometry.dilation, geometry.padding
+    return sh, sw, dh, dw, pt, pl
+
+
+def depthwise_conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
+                              need_input_grad=True, name="depthwise_conv2d"):
+    """Gradients of depthwise_conv2d: (grad_x or None, grad_kernel, grad_bias).
+
+    Each input cell gathers its gradient itself (no scatter); the kernel and bias
+    gradients are partial sums over fixed ranges of output rows, added in order, so
+    the results are identical at any number of threads."""
+    x, kernel, _, geometry, _ = _conv_setup(x, kernel, None, strides, padding, dilation_rate,
+                                            name, depthwise=True)
+    kh, kw, channels, multiplier = kernel.shape
+    expected = (x.shape[0], *geometry.output_hw, channels * multiplier)
+    grad_out, _ = _output_gradient(grad_out, expected, kernel.dtype, name)
+    taps = kernel.reshape(kh, kw, -1)
+    threads = get_num_threads()
+    grad_x = None
+    if need_input_grad:
+        grad_x = np.empty_like(x)
+        h, w = x.shape[1:3]
+        _depthwise.depthwise_conv2d_backward_input(
+            grad_out, taps, grad_x, np.empty((h, kh, 2), np.intp), np.empty(h, np.intp),
+            np.empty((w, kw, 2), np.intp), np.empty(w, np.intp), *_depthwise_args(geometry),
+            threads)
+    n_partials = min(x.shape[0] * geometry.output_hw[0], MAX_GRADIENT_PARTIALS)
+    if n_partials == 0:
+        return grad_x, np.zeros_like(kernel), np.zeros(taps.shape[2], dtype=kernel.dtype)
+    partials = np.empty((n_partials, *taps.shape), dtype=kernel.dtype)
+    bias_partials = np.empty((n_partials, taps.shape[2]), dtype=kernel.dtype)
+    _depthwise.depthwise_conv2d_backward_kernel(x, grad_out, partials, bias_partials,
+                                                *_depthwise_args(geometry), threads)
+    grad_taps, grad_bias = partials[0], bias_partials[0]
+    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
+        grad_taps += partials[p]
+        grad_bias += bias_partials[p]
+    return grad_x, grad_taps.reshape(kernel.shape), grad_bias
 
 
 def relu_backward(y, grad_y, name="relu"):
@@ -391,6 +619,241 @@ def relu_backward(y, grad_y, name="relu"):
                             np.ascontiguousarray(grad_y).reshape(-1), grad_z.reshape(-1),
                             get_num_threads())
     return grad_z
+
+
+# ----------------------------------------------------------------------------- normalization
+
+# Rows of a (rows, channels) reduction block: this many bytes, so that a block, reduced
+# twice (its sum, then its squared deviations), is read from memory once and stays in
+# a core's L1 cache between the two.
+NORM_BLOCK_BYTES = 32 << 10
+
+
+def _norm_block_rows(channels, itemsize):
+    """Rows per block: a function of the shape alone, so the sums are too."""
+    return max(1, NORM_BLOCK_BYTES // (channels * itemsize))
+
+
+def _channel_rows(x, dtype, name, arg="input"):
+    """`x` (any shape (..., C), at least 2-D) as a C-contiguous (rows, C) array."""
+    array = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if array.ndim < 2:
+        raise ValueError(f"{name}: expected an {arg} of at least 2 dimensions (batch, ..., "
+                         f"channels), got shape {array.shape}")
+    array = as_batch(array, dtype, name, arg, ndim=array.ndim)
+    if array.shape[-1] < 1:
+        raise ValueError(f"{name}: {arg} of shape {array.shape} has no channels")
+    return array, array.reshape(-1, array.shape[-1])
+
+
+def _channel_vectors(name, channels, dtype, **vectors):
+    """Each given per-channel vector as a contiguous (channels,) array of `dtype`; None stays."""
+    checked = []
+    for arg, value in vectors.items():
+        if value is not None:
+            value = np.asarray(value)
+            if value.shape != (channels,) or value.dtype != dtype:
+                raise ValueError(f"{name}: {arg} must have shape ({channels},) and dtype "
+                                 f"{dtype}, got {value.shape} {value.dtype}")
+            value = np.ascontiguousarray(value)
+        checked.append(value)
+    return checked
+
+
+def _epsilon(epsilon, name):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating,
+                                                             np.integer)):
+        raise TypeError(f"{name}: epsilon must be a number, got {epsilon!r}")
+    if not epsilon >= 0:
+        raise ValueError(f"{name}: epsilon must be >= 0, got {epsilon!r}")
+    return float(epsilon)
+
+
+def _channel_sums(grad, relu_output=None, x=None, center=None):
+    """(sum of grad, sum of grad * (x - center) or None) over the rows, in float64,
+    reduced in fixed blocks in a fixed order."""
+    channels = grad.shape[1]
+    block_rows = _norm_block_rows(channels, grad.itemsize)
+    blocks = max(1, -(-grad.shape[0] // block_rows))
+    block_sums = np.empty((blocks, 2, channels))
+    grad_sum, grad_x_sum = np.empty(channels), np.empty(channels)
+    scratch = _scratch(blocks, 2 * channels, grad.dtype)
+    _norm.channel_gradient_sums(grad, relu_output, x, center, block_sums, grad_sum, grad_x_sum,
+                                scratch, block_rows, get_num_threads())
+    return grad_sum, (None if x is None else grad_x_sum)
+
+
+def _affine(rows, scale, shift, relu, out):
+    block_rows = _norm_block_rows(rows.shape[1], rows.itemsize)
+    _norm.channel_affine(rows, scale.astype(rows.dtype), shift.astype(rows.dtype),
+                         out.reshape(rows.shape), bool(relu), block_rows, get_num_threads())
+    return out
+
+
+def _relu_rows(relu_output, shape, dtype, name):
+    if relu_output is None:
+        return None
+    relu_output = np.asarray(relu_output)
+    if relu_output.shape != shape or relu_output.dtype != dtype:
+        raise ValueError(f"{name}: relu_output must have shape {shape} and dtype {dtype}, got "
+                         f"{relu_output.shape} {relu_output.dtype}")
+    return np.ascontiguousarray(relu_output).reshape(-1, shape[-1])
+
+
+def _grad_rows(grad_y, x, name):
+    grad_y, grad_rows = _channel_rows(grad_y, x.dtype, name, "output gradient")
+    if grad_y.shape != x.shape:
+        raise ValueError(f"{name}: output gradient has shape {grad_y.shape}, expected {x.shape}")
+    return grad_rows
+
+
+def batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, relu=False, dtype=None,
+                     name="batch_normalization"):
+    """Batch normalisation in training mode over the last axis of `x` (NHWC, or (N, C)):
+    (y, mean, variance, inv_std).
+
+    mean and the biased variance (sum of squared deviations / rows, as Keras' ``moments``,
+    which the moving variance is updated with too; PyTorch updates its running variance
+    with the unbiased one) are over all other axes, reduced in fixed blocks merged in order
+    (Chan et al.), so they do not depend on the thread count. Keras' numpy and torch
+    backends compute the same variance as E[x^2] - E[x]^2, which loses its digits when the
+    mean is large against the spread; here it keeps them.
+    y = gamma * (x - mean) * inv_std + beta, inv_std = 1 / sqrt(variance + epsilon), and
+    max(y, 0) with ``relu``. gamma and beta are optional (Keras' ``scale`` and ``center``).
+    ``mean`` and ``inv_std`` are what ``batch_norm_train_backward`` needs. `x` is cast to
+    `dtype` (None: float32 and float64 stay, anything else becomes float32), and every
+    vector must have that dtype.
+    """
+    x, rows = _channel_rows(x, dtype, name)
+    channels = rows.shape[1]
+    gamma, beta = _channel_vectors(name, channels, x.dtype, gamma=gamma, beta=beta)
+    epsilon = _epsilon(epsilon, name)
+    if rows.shape[0] == 0:
+        raise ValueError(f"{name}: cannot take batch statistics of an empty input of shape "
+                         f"{x.shape}")
+    block_rows = _norm_block_rows(channels, x.itemsize)
+    blocks = -(-rows.shape[0] // block_rows)
+    block_stats = np.empty((2, blocks, channels))
+    mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
+    _norm.channel_moments(rows, block_stats[0], block_stats[1], mean, variance,
+                          _scratch(blocks, 3 * channels, x.dtype), block_rows,
+                          get_num_threads())
+    inv_std = 1 / np.sqrt(variance.astype(np.float64) + epsilon)
+    scale = inv_std if gamma is None else inv_std * gamma
+    shift = -mean * scale if beta is None else beta - mean * scale
+    y = _affine(rows, scale, shift, relu, np.empty_like(x))
+    return y, mean, variance, inv_std.astype(x.dtype)
+
+
+def batch_norm_train_backward(x, grad_y, mean, inv_std, gamma=None, relu_output=None,
+                              dtype=None, name="batch_normalization"):
+    """Gradients of batch_norm_train given its `mean` and `inv_std`:
+    (grad_x, grad_gamma, grad_beta) (the layer takes those of the weights it has).
+
+    grad_beta = sum(g), grad_gamma = sum(g * x_hat) with x_hat = (x - mean) * inv_std, and
+    grad_x = gamma * inv_std * (g - grad_beta/R - x_hat * grad_gamma/R) over R rows: the
+    statistics' own gradients included. With ``relu_output`` (y of
+    ``batch_norm_train(..., relu=True)``) g is grad_y through the ReLU's derivative,
+    applied on the fly. Sums in fixed blocks added in order, as in batch_norm_train.
+    """
+    x, rows = _channel_rows(x, dtype, name)
+    grad_rows = _grad_rows(grad_y, x, name)
+    channels = rows.shape[1]
+    mean, inv_std, gamma = _channel_vectors(name, channels, x.dtype, mean=mean, inv_std=inv_std,
+                                            gamma=gamma)
+    relu_rows = _relu_rows(relu_output, x.shape, x.dtype, name)
+    count = rows.shape[0]
+    if count == 0:
+        zeros = np.zeros(channels, x.dtype)
+        return np.empty_like(x), zeros, zeros.copy()
+    grad_sum, centered_sum = _channel_sums(grad_rows, relu_rows, rows, mean)
+    inv = inv_std.astype(np.float64)
+    grad_scale = inv if gamma is None else inv * gamma
+    x_scale = -grad_scale * inv * inv * centered_sum / count
+    offset = -grad_scale * grad_sum / count
+    grad_x = np.empty_like(x)
+    _norm.channel_affine_gradient(grad_rows, relu_rows, rows, mean, grad_scale.astype(x.dtype),
+                                  x_scale.astype(x.dtype), offset.astype(x.dtype),
+                                  grad_x.reshape(rows.shape),
+                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+    return grad_x, (centered_sum * inv).astype(x.dtype), grad_sum.astype(x.dtype)
+
+
+def _inference_affine(name, channels, dtype, gamma, beta, moving_mean, moving_variance,
+                      epsilon, statistics=("moving_mean", "moving_variance")):
+    """(scale, shift) in float64 of Keras' inference map, x * scale + shift with
+    scale = gamma / sqrt(moving_variance + epsilon), shift = beta - moving_mean * scale.
+    ``statistics`` names the two statistics in errors."""
+    gamma, beta, moving_mean, moving_variance = _channel_vectors(
+        name, channels, dtype, gamma=gamma, beta=beta,
+        **dict(zip(statistics, (moving_mean, moving_variance))))
+    if moving_mean is None or moving_variance is None:
+        raise ValueError(f"{name}: {' and '.join(statistics)} are required")
+    scale = 1 / np.sqrt(moving_variance.astype(np.float64) + _epsilon(epsilon, name))
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -moving_mean * scale
+    return scale, (shift if beta is None else shift + beta)
+
+
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3,
+                         relu=False, dtype=None, name="batch_normalization"):
+    """Batch normalisation in inference mode over the last axis: Keras'
+    (x - moving_mean) * gamma / sqrt(moving_variance + epsilon) + beta as one per-channel
+    scale and shift (then max(., 0) with ``relu``); gamma and beta may be None."""
+    x, rows = _channel_rows(x, dtype, name)
+    scale, shift = _inference_affine(name, rows.shape[1], x.dtype, gamma, beta, moving_mean,
+                                     moving_variance, epsilon)
+    return _affine(rows, scale, shift, relu, np.empty_like(x))
+
+
+def batch_norm_inference_backward(x, grad_y, gamma, moving_mean, moving_variance,
+                                  epsilon=1e-3, need_parameter_grads=True, relu_output=None,
+                                  dtype=None, name="batch_normalization"):
+    """Gradients of batch_norm_inference: (grad_x, grad_gamma, grad_beta), the last two
+    None unless ``need_parameter_grads`` (a frozen layer needs only grad_x).
+
+    The moving statistics are constants here: grad_x = g * gamma / sqrt(moving_variance +
+    epsilon), grad_beta = sum(g), grad_gamma = sum(g * (x - moving_mean)) / sqrt(...), with
+    g = grad_y through the ReLU's derivative when ``relu_output`` is given. `x` is read
+    only for grad_gamma."""
+    x, rows = _channel_rows(x, dtype, name)
+    grad_rows = _grad_rows(grad_y, x, name)
+    channels = rows.shape[1]
+    scale, _ = _inference_affine(name, channels, x.dtype, gamma, None, moving_mean,
+                                 moving_variance, epsilon)
+    relu_rows = _relu_rows(relu_output, x.shape, x.dtype, name)
+    grad_x = np.empty_like(x)
+    _norm.channel_affine_gradient(grad_rows, relu_rows, None, None, scale.astype(x.dtype), None,
+                                  np.zeros(channels, x.dtype), grad_x.reshape(rows.shape),
+                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+    if not need_parameter_grads:
+        return grad_x, None, None
+    grad_sum, centered_sum = _channel_sums(grad_rows, relu_rows, rows,
+                                           np.ascontiguousarray(moving_mean))
+    inv = 1 / np.sqrt(np.asarray(moving_variance, np.float64) + epsilon)
+    return grad_x, (centered_sum * inv).astype(x.dtype), grad_sum.astype(x.dtype)
+
+
+def fold_batch_norm(kernel, bias, gamma, beta, mean, variance, epsilon=1e-3,
+                    name="batch_normalization"):
+    """(kernel, bias) of one layer equal to that layer followed by inference-mode batch
+    normalisation with these statistics: kernel * scale and (bias - mean) * scale + beta,
+    scale = gamma / sqrt(variance + epsilon), over the kernel's last axis (its output
+    channels: Conv2D's and Dense's; a DepthwiseConv2D kernel (kh, kw, C, M) folds as
+    kernel.reshape(kh, kw, 1, C*M)). bias, gamma and beta may be None (no bias, Keras'
+    scale=False and center=False). Computed in float64, returned in the kernel's dtype."""
+    kernel = np.asarray(kernel)
+    dtype = float_dtype(kernel.dtype, name)
+    if kernel.ndim < 1:
+        raise ValueError(f"{name}: kernel must have an output-channel axis, got shape "
+                         f"{kernel.shape}")
+    channels = kernel.shape[-1]
+    scale, shift = _inference_affine(name, channels, dtype, gamma, beta, mean, variance,
+                                     epsilon, ("mean", "variance"))
+    bias, = _channel_vectors(name, channels, dtype, bias=bias)
+    folded_bias = shift if bias is None else shift + bias * scale
+    return (kernel * scale).astype(dtype), folded_bias.astype(dtype)
 
 
 # ----------------------------------------------------------------------------- matrix products
@@ -616,3 +1079,93 @@ def global_max_pool2d(x, dtype=None, with_argmax=True, name="global_max_pooling2
 def global_max_pool2d_backward(grad_out, argmax, input_shape, name="global_max_pooling2d"):
     grad_out, shape = _global_pool_gradient(grad_out, input_shape, name)
     return max_pool2d_backward(grad_out, argmax, shape, name=name)
+
+
+# ----------------------------------------------------------------------------- resampling
+
+#: Keras' names, in the order its errors list them
+AFFINE_INTERPOLATIONS = tuple(_image.INTERPOLATIONS)
+AFFINE_FILL_MODES = tuple(_image.FILL_MODES)
+# Each resampling thread gets at least this many output pixels (some 0.1 ms of work at
+# about 30 ns a pixel): starting and joining a thread costs more than a few hundred pixels.
+MIN_RESAMPLED_PIXELS_PER_THREAD = 4096
+
+
+def _resampling_threads(pixels, parts):
+    """Threads for `pixels` output pixels split into `parts` independent pieces."""
+    return max(1, min(get_num_threads(), parts, pixels // MIN_RESAMPLED_PIXELS_PER_THREAD))
+
+
+def _affine_setup(transforms, batch, interpolation, fill_mode, name):
+    """Transforms as a C-contiguous float64 (batch, 8) array, and the kernel's mode codes."""
+    if interpolation not in _image.INTERPOLATIONS:
+        raise ValueError(f"{name}: interpolation must be one of {AFFINE_INTERPOLATIONS}, "
+                         f"got {interpolation!r}")
+    if fill_mode not in _image.FILL_MODES:
+        raise ValueError(f"{name}: fill_mode must be one of {AFFINE_FILL_MODES}, "
+                         f"got {fill_mode!r}")
+    array = np.asarray(transforms)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: transforms must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 8 or array.shape[0] not in (1, batch):
+        raise ValueError(f"{name}: transforms must have shape (8,), (1, 8) or ({batch}, 8) "
+                         f"for {batch} images, got {np.shape(transforms)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: transforms must be finite, got {array.tolist()}")
+    array = np.ascontiguousarray(np.broadcast_to(array, (batch, 8)), dtype=np.float64)
+    return array, _image.INTERPOLATIONS[interpolation], _image.FILL_MODES[fill_mode]
+
+
+def affine_transform(images, transforms, interpolation="bilinear", fill_mode="constant",
+                     fill_value=0.0, output_size=None, name="affine_transform"):
+    """Keras' ``ops.image.affine_transform`` on an NHWC batch.
+
+    A row [a0, a1, a2, b0, b1, b2, c0, c1] of `transforms` (one per image, or one for all)
+    maps each output pixel (x, y) = (column, row) to the input point
+    ((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k), k = c0 x + c1 y + 1, which is read with
+    `interpolation` ("nearest" rounds half to even, "bilinear") and, outside the image,
+    `fill_mode`: "constant" (`fill_value`), "nearest" (the edge), "reflect"
+    (d c b a | a b c d | d c b a), "wrap", or "mirror" (d c b | a b c d | c b a).
+    Keras' JAX, NumPy and torch backends ignore c0 and c1; here they act as in TensorFlow's,
+    and a pixel with k = 0 is `fill_value`.
+
+    The output is (N, *output_size, C), by default the input's size. Integer images are
+    cast to float32; float32 and float64 images stay as they are.
+    """
+    images = as_batch(images, None, name, arg="images")
+    _check_spatial(images.shape, name, arg="images")
+    transforms, interpolation, fill_mode = _affine_setup(
+        transforms, images.shape[0], interpolation, fill_mode, name)
+    if isinstance(fill_value, (bool, np.bool_)) or not isinstance(
+            fill_value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: fill_value must be a number, got {fill_value!r}")
+    out_hw = (images.shape[1:3] if output_size is None
+              else as_int_tuple(output_size, 2, "output_size", name))
+    out = np.empty((images.shape[0], *out_hw, images.shape[3]), dtype=images.dtype)
+    n, out_h, out_w, _ = out.shape
+    _image.affine_transform_forward(images, transforms, out, interpolation, fill_mode,
+                                    float(fill_value),
+                                    _resampling_threads(n * out_h * out_w, n * out_h))
+    return out
+
+
+def affine_transform_backward(grad_out, transforms, input_shape, interpolation="bilinear",
+                              fill_mode="constant", name="affine_transform"):
+    """Gradient of affine_transform with respect to its images of `input_shape`: each
+    output pixel's gradient added back to the cells it read, with the same weights."""
+    grad_out = as_batch(grad_out, None, name, arg="output gradient")
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 4 or grad_out.shape[0] != shape[0] or grad_out.shape[3] != shape[3]:
+        raise ValueError(f"{name}: output gradient of shape {grad_out.shape} does not match "
+                         f"images of shape {shape}")
+    _check_spatial(shape, name, arg="images")
+    _check_spatial(grad_out.shape, name, arg="output gradient")
+    transforms, interpolation, fill_mode = _affine_setup(
+        transforms, shape[0], interpolation, fill_mode, name)
+    grad_images = np.empty(shape, dtype=grad_out.dtype)
+    n, out_h, out_w, _ = grad_out.shape
+    _image.affine_transform_backward(grad_out, transforms, grad_images, interpolation,
+                                     fill_mode, _resampling_threads(n * out_h * out_w, n))
+    return grad_images

@@ -44,10 +44,8 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_HEADER_DEPTH = 100
 DIGEST_BYTES = 32
 _DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
-_OPTIMIZERS = {"SGD": optimizers.SGD, "Adam": optimizers.Adam, "RMSprop": optimizers.RMSprop}
-_SCHEDULES = {cls.__name__: cls for cls in (optimizers.ExponentialDecay,
-                                            optimizers.PiecewiseConstantDecay,
-                                            optimizers.CosineDecay)}
+_OPTIMIZERS = dict(optimizers.OPTIMIZERS)
+_SCHEDULES = dict(optimizers.SCHEDULES)
 
 
 class ModelFileError(ValueError):

@@ -186,7 +186,13 @@ class Trainer:
             metric.reset_state()
 
     def get_metrics_result(self):
-        return {m.name: float(m.result()) for m in self.metrics}
+        """Every metric's result: a float, or an array for a metric with several values
+        (Precision at several thresholds)."""
+        results = {}
+        for m in self.metrics:
+            value = np.asarray(m.result())
+            results[m.name] = float(value) if value.ndim == 0 else value
+        return results
 
     # -- the steps ----------------------------------------------------------------------------
 
@@ -259,7 +265,9 @@ class Trainer:
             fused = self._fusable(ol.loss, node)
             prediction = node.ctx["z"] if fused else autodiff.value_of(out)
             target, prediction = ol.loss._check(target, prediction)
-            value = float(ol.loss.value(target, prediction, logits=fused, **kwargs))
+            # reduction=None gives per-sample values: Keras reports their mean and
+            # differentiates their sum.
+            value = float(np.mean(ol.loss.value(target, prediction, logits=fused, **kwargs)))
             total += value if ol.weight is None else value * ol.weight
             if ol.tracker is not None:
                 ol.tracker.update_state(value, len(prediction))
@@ -281,20 +289,27 @@ class Trainer:
 
     @staticmethod
     def _fusable(loss, node):
+        """Whether the loss can take the logits of the output's final softmax (a categorical
+        cross-entropy over the last axis) or sigmoid (a binary cross-entropy): exact, and
+        finite where probabilities underflow."""
         if node is None or node.layer is None or not isinstance(node.ctx, dict) \
-                or "z" not in node.ctx or not getattr(loss, "fuses_softmax", False) \
-                or getattr(loss, "from_logits", True):
+                or "z" not in node.ctx or getattr(loss, "from_logits", True) \
+                or getattr(node.layer, "channels_first", False):
             return False
-        activation = node.layer.activation
-        return isinstance(activation, activations.Softmax) and activation.axis in (
-            -1, node.ctx["z"].ndim - 1) and not getattr(node.layer, "channels_first", False)
+        activation, last = node.layer.activation, node.ctx["z"].ndim - 1
+        if isinstance(activation, activations.Sigmoid):
+            return getattr(loss, "fuses_sigmoid", False)
+        return (isinstance(activation, activations.Softmax) and activation.axis in (-1, last)
+                and getattr(loss, "fuses_softmax", False)
+                and getattr(loss, "axis", -1) in (-1, last))
 
     def train_step(self, data):
         """One forward, loss, backward and optimizer update on a batch; returns the logs."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        variables = self.trainable_weights
         with autodiff.GradientTape() as tape:
             y_pred = self(x, training=True)
+            # After the call: a subclassed model makes its weights on its first call.
+            variables = self.trainable_weights
             if self._compute_loss_is_default():
                 loss, roots, seeds, replace = self._seeded_loss(y, y_pred, sample_weight)
             else:
@@ -312,10 +327,7 @@ class Trainer:
                 loss += float(v.regularizer(v.value))
                 grad = grad + v.regularizer.gradient(v.value)
             grads.append(grad)
-        self.optimizer.apply(grads, variables)
-        for v in variables:
-            if v.constraint is not None:
-                v.assign(v.constraint(v.value))
+        self.optimizer.apply(grads, variables)  # and projects onto each variable's constraint
         for layer, ctx in tape.state_updates:
             layer._update_state(ctx)
         n = len(self._flat(x)[0])
@@ -393,13 +405,20 @@ class Trainer:
                 validation = get_adapter(validation_data, steps=validation_steps,
                                          method="fit (validation_data)")
         verbose = _resolve_verbose(verbose)
+        parallel = _data_parallel()
+        if parallel is not None:  # an MPI job of several ranks: see convnet/distributed.py
+            adapter, validation, verbose, callbacks = parallel.setup_fit(
+                self, adapter, validation, verbose, callbacks)
         history = callbacks_module.History()
         callback_list = callbacks_module.CallbackList(
             ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
             + [history], self, {"epochs": epochs, "steps": adapter.num_batches,
                                 "verbose": verbose})
         self.stop_training = False
+        self._initial_epoch = None
         callback_list.on_train_begin()
+        # BackupAndRestore sets the epoch an interrupted fit resumes from.
+        initial_epoch = self._initial_epoch or initial_epoch
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
@@ -449,6 +468,9 @@ class Trainer:
         batch_size = _check_positive_int(batch_size, "batch_size", "evaluate")
         steps = _check_positive_int(steps, "steps", "evaluate")
         adapter = get_adapter(x, y, sample_weight, batch_size, steps, False, None, "evaluate")
+        parallel = _data_parallel()
+        if parallel is not None:  # an MPI job of several ranks: see convnet/distributed.py
+            adapter, verbose = parallel.setup_evaluate(self, adapter, verbose)
         callback_list = callbacks_module.CallbackList(list(callbacks or []), self,
                                                       {"steps": adapter.num_batches})
         logs = self._evaluate_adapter(adapter, callback_list)
@@ -514,6 +536,13 @@ class Trainer:
         if isinstance(out, (list, tuple, dict)):
             return pack_like(out, [np.asarray(autodiff.value_of(o)) for o in flatten(out)])
         return np.asarray(autodiff.value_of(out))
+
+
+def _data_parallel():
+    """convnet.distributed's fit/evaluate hooks once its init() has joined an MPI job of
+    several ranks, else None. Looked up, never imported: the core does not load mpi4py."""
+    distributed = sys.modules.get("convnet.distributed")
+    return None if distributed is None else distributed._data_parallel()
 
 
 def _looks_like_metrics(value):

@@ -49,6 +49,34 @@ def same_padding(length, kernel_size, stride, dilation=1):
     return total // 2, total - total // 2
 
 
+def conv_transpose_padding(length, kernel_size, stride, padding, output_padding=None,
+                           dilation=1):
+    """(output length, crop) of a transposed convolution along one axis, by Keras' rule
+    (keras/src/backend/common/backend_utils.py), the adjoint of a convolution whose input
+    has that output length and whose padding before is ``crop``.
+
+    With k = dilation*(kernel_size-1) + 1, the output length is (n-1)*s + k + output_padding
+    for "valid" (output_padding None: max(k, s) - k) and, for "same", n*s (None) or
+    (n-1)*s + k%2 + output_padding. ``crop`` is how much of the full (n-1)*s + k outputs
+    the start loses: 0 for "valid"; for "same", k - 1 less Keras' left padding,
+    min(ceil(total/2), k - 1) of a total padding of s + k - 2 (None) or
+    k + k%2 - 2 + output_padding. An unknown length (None) gives (None, crop).
+    """
+    span = dilation * (kernel_size - 1) + 1
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        left, right = span - 1, span - 1 + extra
+    else:
+        total = (stride + span - 2 if output_padding is None
+                 else span + span % 2 - 2 + output_padding)
+        left = min(total // 2 + total % 2, span - 1)
+        right = total - left
+    crop = span - 1 - left
+    if length is None:
+        return None, crop
+    return (length - 1) * stride + 1 + left + right - (span - 1), crop
+
+
 def to_categorical(y, num_classes=None, dtype="float32"):
     """One-hot encode integer class labels, like keras.utils.to_categorical."""
     y = np.asarray(y)

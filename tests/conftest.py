@@ -44,3 +44,16 @@ def run_python(script, cwd, timeout=120):
     convnet/ (without compiled kernels) must not shadow the one under test."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=cwd,
                           timeout=timeout, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def keras_ops():
+    """Keras 3's keras.ops as a reference, on a backend that runs here (torch; the numpy
+    backend needs jax), or skip."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    try:
+        keras.ops.convert_to_numpy(keras.ops.moments(np.zeros((2, 1), np.float32), [0]))
+    except Exception as error:  # a backend whose library is not installed
+        pytest.skip(f"keras.ops does not run here: {error}")
+    return keras.ops

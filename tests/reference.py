@@ -129,3 +129,109 @@ def avg_pool2d_backward(x_shape, grad_y, k, s, padding, ceil_mode=False,
         gx[:, max(r0, 0):min(r0 + k[0], h), max(c0, 0):min(c0 + k[1], w)] += \
             grad_y[:, i, j][:, None, None, :] / d
     return gx
+
+
+def grouped_conv2d(x, w, b, stride, padding, dilation, groups):
+    """conv2d of each group of channels with its own slice of filters, concatenated."""
+    cin, fg = w.shape[2], w.shape[3] // groups
+    parts = [conv2d(x[..., g * cin:(g + 1) * cin], w[..., g * fg:(g + 1) * fg], None, stride,
+                    padding, dilation) for g in range(groups)]
+    return np.concatenate(parts, axis=-1) + (0 if b is None else b)
+
+
+def grouped_conv2d_backward(x, w, grad_y, stride, padding, dilation, groups):
+    cin, fg = w.shape[2], w.shape[3] // groups
+    grads = [conv2d_backward(x[..., g * cin:(g + 1) * cin], w[..., g * fg:(g + 1) * fg],
+                             grad_y[..., g * fg:(g + 1) * fg], stride, padding, dilation)
+             for g in range(groups)]
+    return (np.concatenate([gx for gx, _, _ in grads], axis=-1),
+            np.concatenate([gw for _, gw, _ in grads], axis=-1),
+            np.concatenate([gb for _, _, gb in grads]))
+
+
+def depthwise_conv2d(x, w, b, stride, padding, dilation):
+    """Channel c through its own depth_multiplier filters w[:, :, c, :]: outputs c*M .. c*M+M-1."""
+    parts = [conv2d(x[..., c:c + 1], w[:, :, c:c + 1, :], None, stride, padding, dilation)
+             for c in range(x.shape[3])]
+    return np.concatenate(parts, axis=-1) + (0 if b is None else b)
+
+
+def depthwise_conv2d_backward(x, w, grad_y, stride, padding, dilation):
+    m = w.shape[3]
+    grads = [conv2d_backward(x[..., c:c + 1], w[:, :, c:c + 1, :],
+                             grad_y[..., c * m:(c + 1) * m], stride, padding, dilation)
+             for c in range(x.shape[3])]
+    return (np.concatenate([gx for gx, _, _ in grads], axis=-1),
+            np.concatenate([gw for _, gw, _ in grads], axis=2),
+            np.concatenate([gb for _, _, gb in grads]))
+
+
+def conv2d_transpose(x, w, b, stride, dilation, out_hw, crop):
+    """Each input pixel's channels times w[p, q]^T (w is (kh, kw, filters, in)) added at
+    (i*s + p*d, j*s + q*d) of the full output, which is then cut to out_hw from `crop`
+    (zeros where out_hw reaches past it)."""
+    n, h, wd, _ = x.shape
+    kh, kw, f, _ = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    full_h = max((h - 1) * sh + (kh - 1) * dh + 1, crop[0] + out_hw[0])
+    full_w = max((wd - 1) * sw + (kw - 1) * dw + 1, crop[1] + out_hw[1])
+    full = np.zeros((n, full_h, full_w, f))
+    for i in range(h):
+        for j in range(wd):
+            for p in range(kh):
+                for q in range(kw):
+                    full[:, i * sh + p * dh, j * sw + q * dw] += (
+                        x[:, i, j].astype(np.float64) @ w[p, q].T.astype(np.float64))
+    y = full[:, crop[0]:crop[0] + out_hw[0], crop[1]:crop[1] + out_hw[1]]
+    return y + (0 if b is None else b)
+
+
+def conv2d_transpose_backward(x, w, grad_y, stride, dilation, crop):
+    """The adjoint of conv2d_transpose, loop by loop: (grad_x, grad_w, grad_b)."""
+    n, h, wd, _ = x.shape
+    kh, kw = w.shape[:2]
+    (sh, sw), (dh, dw) = stride, dilation
+    full_h = max((h - 1) * sh + (kh - 1) * dh + 1, crop[0] + grad_y.shape[1])
+    full_w = max((wd - 1) * sw + (kw - 1) * dw + 1, crop[1] + grad_y.shape[2])
+    g = np.zeros((n, full_h, full_w, w.shape[2]))
+    g[:, crop[0]:crop[0] + grad_y.shape[1], crop[1]:crop[1] + grad_y.shape[2]] = grad_y
+    gx = np.zeros(x.shape)
+    gw = np.zeros(w.shape)
+    for i in range(h):
+        for j in range(wd):
+            for p in range(kh):
+                for q in range(kw):
+                    cell = g[:, i * sh + p * dh, j * sw + q * dw]
+                    gx[:, i, j] += cell @ w[p, q].astype(np.float64)
+                    gw[p, q] += cell.T @ x[:, i, j].astype(np.float64)
+    return gx, gw, grad_y.astype(np.float64).sum(axis=(0, 1, 2))
+
+
+def batch_norm_train(x, gamma, beta, epsilon):
+    """Per-channel (last axis) batch statistics and the normalised output, in float64."""
+    x = x.astype(np.float64)
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    variance = ((x - mean) ** 2).mean(axis=axes)
+    x_hat = (x - mean) / np.sqrt(variance + epsilon)
+    return gamma * x_hat + beta, mean, variance
+
+
+def batch_norm_train_backward(x, grad_y, gamma, epsilon):
+    """The chain rule through the batch statistics, one stage at a time:
+    y = gamma * x_hat + beta, x_hat = (x - mean) / sqrt(var + eps), var and mean of x."""
+    x, g = x.astype(np.float64), grad_y.astype(np.float64)
+    axes = tuple(range(x.ndim - 1))
+    count = x.size // x.shape[-1]
+    mean = x.mean(axis=axes)
+    centered = x - mean
+    variance = (centered ** 2).mean(axis=axes)
+    std = np.sqrt(variance + epsilon)
+    x_hat = centered / std
+    grad_gamma = (g * x_hat).sum(axis=axes)
+    grad_beta = g.sum(axis=axes)
+    grad_x_hat = g * gamma
+    grad_variance = (grad_x_hat * centered).sum(axis=axes) * -0.5 / std ** 3
+    grad_mean = -(grad_x_hat / std).sum(axis=axes) + grad_variance * -2 * centered.mean(axis=axes)
+    grad_x = grad_x_hat / std + grad_variance * 2 * centered / count + grad_mean / count
+    return grad_x, grad_gamma, grad_beta

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import convnet as keras
-from convnet import kernels, layers
+import convnet.distributed as hvd
+from convnet import kernels, layers, ops
 
 from conftest import needs_address_space, run_python
 
@@ -43,6 +44,64 @@ BAD_OPS = {
     "ReLU output of wrong dtype": (lambda: kernels.conv2d_backward(
         X, W, np.zeros((2, 6, 6, 4), np.float32), relu_output=np.zeros((2, 6, 6, 4))),
         ValueError, "relu_output"),
+    "groups not dividing the filters": (lambda: kernels.conv2d(
+        np.zeros((1, 8, 8, 6), np.float32), np.zeros((3, 3, 2, 4), np.float32), groups=3),
+        ValueError, "groups=3 must divide the kernel's 4 filters"),
+    "channels not matching groups": (lambda: kernels.conv2d(
+        np.zeros((1, 8, 8, 5), np.float32), np.zeros((3, 3, 2, 6), np.float32), groups=3),
+        ValueError, r"5 channels .* expects 6 \(2 per group x groups=3\)"),
+    "zero groups": (lambda: kernels.conv2d(X, W, groups=0), ValueError, "groups must be >= 1"),
+    "float groups": (lambda: kernels.conv2d(X, W, groups=1.5), TypeError, "groups"),
+    "input_shape of 3 numbers": (lambda: kernels.conv2d_backward_input(
+        np.zeros((2, 6, 6, 4), np.float32), W, (8, 8, 3)), TypeError, "input_shape"),
+    "input gradient of wrong shape": (lambda: kernels.conv2d_backward_input(
+        np.zeros((2, 5, 6, 4), np.float32), W, X.shape), ValueError, "output gradient"),
+    "depthwise kernel of wrong channels": (lambda: kernels.depthwise_conv2d(
+        X, np.zeros((3, 3, 4, 2), np.float32)), ValueError, "3 channels"),
+    "depthwise bias of in_channels only": (lambda: kernels.depthwise_conv2d(
+        X, np.zeros((3, 3, 3, 2), np.float32), np.zeros(3, np.float32)), ValueError,
+        r"bias must have shape \(6,\)"),
+    "depthwise 3-D kernel": (lambda: kernels.depthwise_conv2d(X, np.zeros((3, 3, 3))),
+                             ValueError, "depth_multiplier"),
+    "depthwise gradient of wrong shape": (lambda: kernels.depthwise_conv2d_backward(
+        X, np.zeros((3, 3, 3, 1), np.float32), np.zeros((2, 6, 6, 2), np.float32)),
+        ValueError, "output gradient"),
+    "transpose with explicit padding": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 4, 3), np.float32), padding=1), ValueError, "'valid' or 'same'"),
+    "transpose output_padding not below strides": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 4, 3), np.float32), strides=2, output_padding=2), ValueError,
+        "output_padding"),
+    "transpose kernel of wrong input channels": (lambda: kernels.conv2d_transpose(
+        X, np.zeros((3, 3, 3, 4), np.float32)), ValueError, "expects 4"),
+    "transpose with an empty output": (lambda: kernels.conv2d_transpose(
+        np.zeros((1, 1, 1, 3), np.float32), np.zeros((2, 2, 4, 3), np.float32), None, 1, "same", 0),
+        ValueError, "empty output"),
+    "transpose gradient of wrong shape": (lambda: kernels.conv2d_transpose_backward(
+        X, np.zeros((3, 3, 4, 3), np.float32), np.zeros((2, 8, 8, 4), np.float32)),
+        ValueError, "output gradient"),
+    "batch norm of a vector": (lambda: kernels.batch_norm_train(np.zeros(5)), ValueError,
+                               "at least 2 dimensions"),
+    "batch norm gamma of wrong size": (lambda: kernels.batch_norm_train(
+        X, np.ones(4, np.float32)), ValueError, r"gamma must have shape \(3,\)"),
+    "batch norm beta of wrong dtype": (lambda: kernels.batch_norm_train(X, None, np.zeros(3)),
+                                       ValueError, "beta .* float32"),
+    "batch norm negative epsilon": (lambda: kernels.batch_norm_train(X, epsilon=-1),
+                                    ValueError, "epsilon"),
+    "batch norm string epsilon": (lambda: kernels.batch_norm_train(X, epsilon="small"),
+                                  TypeError, "epsilon"),
+    "batch norm of an empty batch": (lambda: kernels.batch_norm_train(X[:0]), ValueError,
+                                     "empty"),
+    "batch norm gradient of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X[:1], np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        "output gradient"),
+    "batch norm ReLU output of wrong shape": (lambda: kernels.batch_norm_train_backward(
+        X, X, np.zeros(3, np.float32), np.ones(3, np.float32), relu_output=X[:1]), ValueError,
+        "relu_output"),
+    "batch norm inference without moving variance": (lambda: kernels.batch_norm_inference(
+        X, None, None, np.zeros(3, np.float32), None), ValueError, "moving_variance"),
+    "fold of mismatched statistics": (lambda: kernels.fold_batch_norm(
+        W, None, None, None, np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
+        r": mean must have shape \(4,\)"),
     "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
@@ -167,8 +226,290 @@ BAD_LAYERS = {
 }
 
 
+BAD_DISTRIBUTED = {  # before init(): nothing here may import mpi4py
+    "rank before init": (lambda: hvd.rank(), ValueError, r"rank: call .*init\(\) first"),
+    "allreduce before init": (lambda: hvd.allreduce(1.0), ValueError, r"allreduce: call"),
+    "broadcast_weights before init": (lambda: hvd.broadcast_weights(keras.Sequential()), ValueError,
+                                      r"broadcast_weights: call"),
+    "DistributedOptimizer of a number": (lambda: hvd.DistributedOptimizer(3), ValueError,
+                                         "Unknown optimizer 3"),
+    "schedule without initial_lr": (lambda: hvd.callbacks.LearningRateScheduleCallback(
+        None, 0.5), ValueError, "LearningRateScheduleCallback: initial_lr is required"),
+}
+
+
+NAN, INF = float("nan"), float("inf")
+opt, sched = keras.optimizers, keras.optimizers.schedules
+
+# Settings that would poison training later are refused when they are made (issue 12).
+BAD_TRAINING = {
+    "SGD learning_rate inf": (lambda: opt.SGD(learning_rate=INF), ValueError, "learning_rate"),
+    "SGD learning_rate nan": (lambda: opt.SGD(learning_rate=NAN), ValueError, "learning_rate"),
+    "SGD learning_rate 0": (lambda: opt.SGD(learning_rate=0), ValueError, "learning_rate"),
+    "SGD learning_rate -1": (lambda: opt.SGD(learning_rate=-1), ValueError, "learning_rate"),
+    "SGD learning_rate string": (lambda: opt.SGD(learning_rate="0.1"), TypeError,
+                                 "learning_rate"),
+    "learning_rate set to nan": (lambda: setattr(opt.Adam(), "learning_rate", NAN), ValueError,
+                                 "learning_rate"),
+    "SGD momentum 1.5": (lambda: opt.SGD(momentum=1.5), ValueError, "SGD: momentum"),
+    "SGD momentum nan": (lambda: opt.SGD(momentum=NAN), ValueError, "momentum"),
+    "Adam beta_1 nan": (lambda: opt.Adam(beta_1=NAN), ValueError, "Adam: beta_1"),
+    "Adam beta_1 1 (divides by zero)": (lambda: opt.Adam(beta_1=1), ValueError, "beta_1"),
+    "Adam beta_2 1.5": (lambda: opt.Adam(beta_2=1.5), ValueError, "beta_2"),
+    "Adam epsilon 0": (lambda: opt.Adam(epsilon=0), ValueError, "epsilon"),
+    "Adam weight_decay nan": (lambda: opt.Adam(weight_decay=NAN), ValueError, "weight_decay"),
+    "SGD weight_decay -1": (lambda: opt.SGD(weight_decay=-1), ValueError, "weight_decay"),
+    "AdamW weight_decay None": (lambda: opt.AdamW(weight_decay=None), ValueError,
+                                "weight_decay"),
+    "RMSprop rho nan": (lambda: opt.RMSprop(rho=NAN), ValueError, "RMSprop: rho"),
+    "RMSprop rho 1": (lambda: opt.RMSprop(rho=1), ValueError, "rho"),
+    "Nadam beta_1 -0.1": (lambda: opt.Nadam(beta_1=-0.1), ValueError, "beta_1"),
+    "Lion beta_1 0": (lambda: opt.Lion(beta_1=0), ValueError, "Lion: beta_1"),
+    "Adagrad negative accumulator": (lambda: opt.Adagrad(initial_accumulator_value=-1),
+                                     ValueError, "initial_accumulator_value"),
+    "clipnorm -1": (lambda: opt.Adam(clipnorm=-1), ValueError, "clipnorm"),
+    "clipvalue inf": (lambda: opt.Adam(clipvalue=INF), ValueError, "clipvalue"),
+    "global_clipnorm nan": (lambda: opt.SGD(global_clipnorm=NAN), ValueError,
+                            "global_clipnorm"),
+    "two clips": (lambda: opt.SGD(clipnorm=1.0, clipvalue=1.0), ValueError, "only one of"),
+    "nesterov as a string": (lambda: opt.SGD(nesterov="yes"), TypeError, "nesterov"),
+    "CosineDecay decay_steps 0": (lambda: sched.CosineDecay(0.1, decay_steps=0), ValueError,
+                                  "decay_steps"),
+    "CosineDecay alpha 2": (lambda: sched.CosineDecay(0.1, 10, alpha=2), ValueError, "alpha"),
+    "CosineDecay warmup_target nan": (lambda: sched.CosineDecay(0.1, 10, warmup_target=NAN),
+                                      ValueError, "warmup_target"),
+    "ExponentialDecay decay_steps nan": (lambda: sched.ExponentialDecay(0.1, NAN, 0.5),
+                                         ValueError, "decay_steps"),
+    "ExponentialDecay decay_rate 0": (lambda: sched.ExponentialDecay(0.1, 10, 0), ValueError,
+                                      "decay_rate"),
+    "ExponentialDecay rate inf": (lambda: sched.ExponentialDecay(INF, 10, 0.5), ValueError,
+                                  "initial_learning_rate"),
+    "PiecewiseConstantDecay boundaries not increasing": (
+        lambda: sched.PiecewiseConstantDecay([5, 3], [0.1, 0.2, 0.3]), ValueError,
+        "strictly increasing"),
+    "PiecewiseConstantDecay lengths": (lambda: sched.PiecewiseConstantDecay([5], [0.1]),
+                                       ValueError, "one more entry"),
+    "PiecewiseConstantDecay negative value": (
+        lambda: sched.PiecewiseConstantDecay([5], [0.1, -0.1]), ValueError, "values"),
+    "PolynomialDecay power -1": (lambda: sched.PolynomialDecay(0.1, 10, power=-1), ValueError,
+                                 "power"),
+    "InverseTimeDecay decay_rate -1": (lambda: sched.InverseTimeDecay(0.1, 10, -1), ValueError,
+                                       "decay_rate"),
+    "CosineDecayRestarts shrinking periods": (
+        lambda: sched.CosineDecayRestarts(0.1, 10, t_mul=0.5), ValueError, "t_mul"),
+    "loss reduction": (lambda: keras.losses.MeanSquaredError(reduction="avg"), ValueError,
+                       "reduction"),
+    "Huber delta 0": (lambda: keras.losses.Huber(delta=0), ValueError, "delta"),
+    "label_smoothing 1.5": (lambda: keras.losses.BinaryCrossentropy(label_smoothing=1.5),
+                            ValueError, "label_smoothing"),
+    "from_logits as a string": (lambda: keras.losses.CategoricalCrossentropy(from_logits="no"),
+                                TypeError, "from_logits"),
+    "sample_weight of the wrong length": (
+        lambda: keras.losses.MeanSquaredError()(np.zeros((4, 2)), np.zeros((4, 2)),
+                                                sample_weight=np.ones(3)),
+        ValueError, "sample_weight of shape"),
+    "sample_weight of strings": (
+        lambda: keras.losses.MeanSquaredError()(np.zeros((2, 1)), np.zeros((2, 1)),
+                                                sample_weight=["a", "b"]),
+        TypeError, "sample_weight"),
+    "unknown loss": (lambda: keras.losses.get("hinge_of_fate"), ValueError, "Unknown loss"),
+    "AUC num_thresholds 1": (lambda: keras.metrics.AUC(num_thresholds=1), ValueError,
+                             "num_thresholds"),
+    "AUC curve": (lambda: keras.metrics.AUC(curve="ROCK"), ValueError, "curve"),
+    "Precision threshold 1.5": (lambda: keras.metrics.Precision(thresholds=[0.5, 1.5]),
+                                ValueError, "thresholds"),
+    "top-k k 0": (lambda: keras.metrics.TopKCategoricalAccuracy(k=0), ValueError, "k"),
+    "class_id beyond the classes": (
+        lambda: keras.metrics.Recall(class_id=5).update_state(np.eye(3), np.eye(3)),
+        ValueError, "class_id"),
+    "unknown metric": (lambda: keras.metrics.get("accuracyy"), ValueError, "Unknown metric"),
+    "VarianceScaling scale 0": (lambda: keras.initializers.VarianceScaling(scale=0), ValueError,
+                                "scale"),
+    "VarianceScaling mode": (lambda: keras.initializers.VarianceScaling(mode="fan_max"),
+                             ValueError, "mode"),
+    "RandomNormal stddev nan": (lambda: keras.initializers.RandomNormal(stddev=NAN), ValueError,
+                                "stddev"),
+    "RandomUniform minval above maxval": (lambda: keras.initializers.RandomUniform(2, 1),
+                                          ValueError, "maxval"),
+    "initializer seed -1": (lambda: keras.initializers.HeNormal(seed=-1), ValueError, "seed"),
+    "L2 nan": (lambda: keras.regularizers.L2(NAN), ValueError, "l2"),
+    "L1 negative": (lambda: keras.regularizers.L1(-0.1), ValueError, "l1"),
+    "unknown regularizer": (lambda: keras.regularizers.get("l3"), ValueError, "regularizer"),
+    "MaxNorm 0": (lambda: keras.constraints.MaxNorm(0), ValueError, "max_value"),
+    "MinMaxNorm min above max": (lambda: keras.constraints.MinMaxNorm(2, 1), ValueError,
+                                 "max_value"),
+    "constraint axis out of range": (lambda: keras.constraints.UnitNorm(axis=3)(np.ones((2, 2))),
+                                     ValueError, "axis"),
+    "ReduceLROnPlateau factor 1": (lambda: keras.callbacks.ReduceLROnPlateau(factor=1),
+                                   ValueError, "factor"),
+    "ReduceLROnPlateau factor 0": (lambda: keras.callbacks.ReduceLROnPlateau(factor=0),
+                                   ValueError, "factor"),
+    "ReduceLROnPlateau patience -1": (lambda: keras.callbacks.ReduceLROnPlateau(patience=-1),
+                                      ValueError, "patience"),
+    "EarlyStopping mode": (lambda: keras.callbacks.EarlyStopping(mode="most"), ValueError,
+                           "mode"),
+    "CSVLogger separator": (lambda: keras.callbacks.CSVLogger("x.csv", separator=""),
+                            ValueError, "separator"),
+    "BackupAndRestore save_freq": (lambda: keras.callbacks.BackupAndRestore("d",
+                                                                            save_freq="batch"),
+                                   ValueError, "save_freq"),
+    "ReLU max_value nan": (lambda: layers.ReLU(max_value=NAN), ValueError, "max_value"),
+    "ReLU threshold inf": (lambda: layers.ReLU(threshold=INF), ValueError, "threshold"),
+    "gelu approximate as a string": (lambda: layers.Dense(2, activation={
+        "class_name": "gelu", "config": {"approximate": "yes"}}), TypeError, "approximate"),
+}
+
+
+def _gradient_of(loss_fn):
+    """tape.gradient of loss_fn(v) for a trainable float64 Variable v."""
+    v = keras.Variable(np.arange(6.0).reshape(2, 3) - 2.5, dtype="float64", name="kernel")
+    with keras.GradientTape() as tape:
+        loss = loss_fn(v)
+    return tape.gradient(loss, [v])
+
+
+def _traced(action):
+    """action(t) on a value traced on the tape."""
+    v = keras.Variable(np.ones((2, 3)), dtype="float64")
+    with keras.GradientTape():
+        return action(ops.exp(v))
+
+
+def _fit_through_argmax():
+    inputs = keras.Input((3,))
+    outputs = ops.one_hot(ops.argmax(layers.Dense(4)(inputs), axis=-1), 4)
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    model.fit(np.ones((2, 3)), np.ones((2, 4)), verbose=0)
+
+
+def _write_in_place(t):
+    t[0, 0] = 1.0
+
+
+def _write_array_in_place(t):
+    np.asarray(t)[0, 0] = 1.0
+
+
+BAD_OP_CALLS = {
+    "loss only through argmax": (lambda: _gradient_of(lambda v: ops.mean(ops.cast(
+        ops.argmax(v, axis=1), "float64"))), TypeError, "kernel.*only through argmax"),
+    "loss only through a comparison": (lambda: _gradient_of(lambda v: ops.sum(ops.cast(
+        v > 0, "float64"))), TypeError, "only through greater"),
+    "loss only through round": (lambda: _gradient_of(lambda v: ops.sum(ops.round(v))),
+                                TypeError, "only through round.*stop_gradient"),
+    "fit through argmax": (_fit_through_argmax, TypeError, "only through argmax"),
+    "item write into a traced tensor": (lambda: _traced(_write_in_place), TypeError,
+                                        "made by exp.*in place"),
+    "write through np.asarray of a traced tensor": (lambda: _traced(_write_array_in_place),
+                                                    ValueError, "read-only"),
+    "ufunc out= a traced tensor": (lambda: _traced(lambda t: np.add(t, 1, out=t)), TypeError,
+                                   "numpy.add cannot write into a traced tensor"),
+    "numpy function with no op on a traced tensor": (lambda: _traced(np.gradient), TypeError,
+                                                     "numpy.gradient.*not recorded"),
+    "numpy function with no op on a symbolic tensor": (
+        lambda: np.gradient(keras.Input((3,))), TypeError, "numpy.gradient on a symbolic"),
+    "3-D convolution": (lambda: ops.conv(np.zeros((1, 4, 4, 4, 1)), np.zeros((2, 2, 2, 1, 1))),
+                        ValueError, "ops.conv: .*3-D"),
+    "3-D pooling": (lambda: ops.max_pool(np.zeros((1, 4, 4, 4, 1)), 2), ValueError,
+                    "ops.max_pool: .*3-D"),
+    "conv padding": (lambda: ops.conv(np.zeros((1, 4, 4, 1)), np.zeros((2, 2, 1, 1)),
+                                      padding="full"), ValueError, "ops.conv: padding"),
+    "conv channels": (lambda: ops.conv(np.zeros((1, 4, 4, 3)), np.zeros((2, 2, 2, 1))),
+                      ValueError, "ops.conv: the input's 3 channels"),
+    "unknown op in a model file": (lambda: ops.operation.Operation.from_config(
+        {"op": "os.system", "args": [], "kwargs": {}}), ValueError, "unknown op"),
+    "bfloat16 array": (lambda: ops.zeros((2,), "bfloat16"), TypeError, "no bfloat16"),
+    "unknown dtype": (lambda: ops.cast(np.ones(2), "float128"), ValueError, "Invalid dtype"),
+    "rot90 of a vector": (lambda: ops.rot90(np.ones(3)), ValueError, "rot90"),
+    "cross of 4-vectors": (lambda: ops.cross(np.ones(4), np.ones(4)), ValueError, "cross"),
+    "einsum operand count": (lambda: ops.einsum("ij,jk", np.ones((2, 2))), ValueError,
+                             "einsum"),
+    "crossentropy shapes": (lambda: ops.categorical_crossentropy(np.ones((2, 3)),
+                                                                 np.ones((2, 4))),
+                            ValueError, "categorical_crossentropy"),
+    "resize method": (lambda: ops.image.resize(np.ones((1, 4, 4, 1)), (2, 2), "area"),
+                      ValueError, "image.resize: interpolation"),
+}
+
+
+# The resampling kernel and the augmentation layers (layers/augmentation.py).
+T = [1, 0, 0, 0, 1, 0, 0, 0]
+BAD_OPS.update({
+    "affine_transform: unknown interpolation": (
+        lambda: kernels.affine_transform(X, T, interpolation="bicubic"), ValueError,
+        "interpolation must be one of"),
+    "affine_transform: unknown fill_mode": (
+        lambda: kernels.affine_transform(X, T, fill_mode="symmetric"), ValueError,
+        "fill_mode must be one of"),
+    "affine_transform: transform of 6 numbers": (
+        lambda: kernels.affine_transform(X, T[:6]), ValueError, r"shape \(8,\)"),
+    "affine_transform: one transform per image, wrong count": (
+        lambda: kernels.affine_transform(X, [T] * 3), ValueError, r"\(2, 8\) for 2 images"),
+    "affine_transform: NaN in a transform": (
+        lambda: kernels.affine_transform(X, [1, 0, np.nan, 0, 1, 0, 0, 0]), ValueError,
+        "finite"),
+    "affine_transform: string transform": (
+        lambda: kernels.affine_transform(X, ["1"] * 8), TypeError, "real numbers"),
+    "affine_transform: fill_value a string": (
+        lambda: kernels.affine_transform(X, T, fill_value="0"), TypeError, "fill_value"),
+    "affine_transform: zero output_size": (
+        lambda: kernels.affine_transform(X, T, output_size=(0, 3)), ValueError, "output_size"),
+    "affine_transform: 3-D images": (
+        lambda: kernels.affine_transform(X[0], T), ValueError, "4-D images"),
+    "affine_transform: empty width": (
+        lambda: kernels.affine_transform(np.zeros((1, 3, 0, 1)), T), ValueError, "empty"),
+    "affine_transform_backward: gradient of another batch": (
+        lambda: kernels.affine_transform_backward(np.zeros((3, 8, 8, 3)), T, X.shape),
+        ValueError, "does not match images"),
+})
+BAD_LAYERS.update({
+    "RandomFlip mode": (lambda: layers.RandomFlip("diagonal"), ValueError,
+                        "RandomFlip 'random_flip.*mode must be one of"),
+    "RandomFlip seed": (lambda: layers.RandomFlip(seed=-1), ValueError, "seed"),
+    "RandomFlip seed a float": (lambda: layers.RandomFlip(seed=1.5), ValueError, "seed"),
+    "RandomTranslation factor above 1": (lambda: layers.RandomTranslation(1.5, 0.1),
+                                         ValueError, "height_factor"),
+    "RandomTranslation factor of 3 numbers": (
+        lambda: layers.RandomTranslation(0.1, (0.1, 0.2, 0.3)), ValueError, "width_factor"),
+    "RandomTranslation factor a string": (lambda: layers.RandomTranslation("0.1", 0.1),
+                                          ValueError, "height_factor"),
+    "RandomTranslation fill_mode": (
+        lambda: layers.RandomTranslation(0.1, 0.1, fill_mode="mirror"), ValueError,
+        "RandomTranslation.*fill_mode must be one of"),
+    "RandomRotation interpolation": (
+        lambda: layers.RandomRotation(0.1, interpolation="bicubic"), ValueError,
+        "RandomRotation.*interpolation"),
+    "RandomRotation factor NaN": (lambda: layers.RandomRotation(float("nan")), ValueError,
+                                  "factor"),
+    "RandomRotation fill_value": (lambda: layers.RandomRotation(0.1, fill_value=None),
+                                  TypeError, "fill_value"),
+    "RandomZoom factor -1": (lambda: layers.RandomZoom(-1.0), ValueError,
+                             r"RandomZoom.*height_factor.*\(-1"),
+    "RandomZoom width_factor": (lambda: layers.RandomZoom(0.1, (0.2, -1)), ValueError,
+                                "width_factor"),
+    "RandomCrop height 0": (lambda: layers.RandomCrop(0, 3), ValueError,
+                            "RandomCrop.*height must be a positive int"),
+    "RandomCrop width a float": (lambda: layers.RandomCrop(3, 2.5), ValueError, "width"),
+    "RandomContrast negative factor": (lambda: layers.RandomContrast(-0.2), ValueError,
+                                       r"RandomContrast.*factor.*\[0.0, 1.0\]"),
+    "RandomContrast reversed value_range": (
+        lambda: layers.RandomContrast(0.2, value_range=(255, 0)), ValueError, "low <= high"),
+    "RandomBrightness value_range of 3": (
+        lambda: layers.RandomBrightness(0.2, value_range=(0, 1, 2)), ValueError,
+        "value_range"),
+    "RandomBrightness factor above 1": (lambda: layers.RandomBrightness(1.2), ValueError,
+                                        "factor"),
+    "RandomFlip on 3-D images": (lambda: layers.RandomFlip()(np.zeros((4, 4, 3))),
+                                 ValueError, "RandomFlip 'random_flip.*4-D"),
+})
+
+
 BAD_ARGUMENTS = {**{f"kernels: {case}": v for case, v in BAD_OPS.items()},
-                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()}}
+                 **{f"layers: {case}": v for case, v in BAD_LAYERS.items()},
+                 **{f"distributed: {case}": v for case, v in BAD_DISTRIBUTED.items()},
+                 **{f"training: {case}": v for case, v in BAD_TRAINING.items()},
+                 **{f"ops: {case}": v for case, v in BAD_OP_CALLS.items()}}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))

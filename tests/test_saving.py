@@ -113,6 +113,17 @@ FORGERIES = {
     "bool offset": (_set_weight(0, "offset", False), "size or offset"),
     "nesting deeper than any config": (
         lambda h: h["config"].update(extra=json.loads("[" * 200 + "]" * 200)), "nests deeper"),
+    "NaN learning rate": (lambda h: h["compile"]["optimizer"]["config"].update(
+        learning_rate=float("nan")), "learning_rate"),
+    "Adam beta_1 of 1": (lambda h: h["compile"]["optimizer"]["config"].update(beta_1=1.0),
+                         "beta_1"),
+    "schedule of zero decay steps": (lambda h: h["compile"]["optimizer"]["config"].update(
+        learning_rate={"class_name": "CosineDecay",
+                       "config": {"initial_learning_rate": 0.1, "decay_steps": 0}}),
+        "decay_steps"),
+    "infinite label smoothing": (lambda h: h["compile"]["loss"].update(
+        class_name="CategoricalCrossentropy", config={"label_smoothing": float("inf")}),
+        "label_smoothing"),
 }
 
 

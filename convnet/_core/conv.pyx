@@ -12,6 +12,12 @@ and multiplies it at once with a single-threaded BLAS GEMM (scipy's
 OpenMP and BLAS threads never compete for the cores; ``convnet.kernels`` holds
 BLAS to one thread around these calls.
 
+A grouped convolution (Keras' ``groups``) unfolds each group's channels on its own
+and multiplies them by that group's columns of the kernel, block by block. The
+input gradient alone (``conv2d_backward_input``, also the forward pass of a
+transposed convolution) multiplies the output gradient by the kernel's transpose
+and folds the columns back (col2im), an image per iteration.
+
 Results do not depend on the thread count: the blocks are fixed by
 ``block_rows``, and the kernel gradient is summed into a fixed number of
 partial buffers, each over a fixed set of images in a fixed order.
@@ -93,14 +99,16 @@ cdef inline void next_pixel(Py_ssize_t* n, Py_ssize_t* oh, Py_ssize_t* ow,
 
 
 cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t first,
-                 Py_ssize_t count, Window w) noexcept nogil:
-    """im2col for output pixels first .. first+count-1 (flat over N, out_h, out_w):
-    each pixel's receptive field becomes a row of ``cols``; padding reads as zero.
+                 Py_ssize_t count, Window w, Py_ssize_t c0, Py_ssize_t cg) noexcept nogil:
+    """im2col for output pixels first .. first+count-1 (flat over N, out_h, out_w), over
+    channels c0 .. c0+cg-1 (one group of a grouped convolution, or all of them): each
+    pixel's receptive field becomes a row of ``cols``; padding reads as zero.
 
     Walks the pixels in order (no division per pixel), and copies a kernel row that
-    lies wholly inside the image in one piece: at dilation 1 its kw cells are adjacent."""
+    lies wholly inside the image in one piece: at dilation 1 over all channels its kw
+    cells are adjacent."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t row_len = w.kw * C  # floats of one kernel row in a column
+    cdef Py_ssize_t row_len = w.kw * cg  # floats of one kernel row in a column
     cdef Py_ssize_t n, oh, ow, pixel, i, j, ih, iw, ih0, iw0
     cdef bint whole_rows
     cdef floating* dst = cols
@@ -108,7 +116,7 @@ cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t firs
     for pixel in range(count):
         ih0 = oh * w.stride_h - w.pad_top
         iw0 = ow * w.stride_w - w.pad_left
-        whole_rows = w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
+        whole_rows = cg == C and w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
         for i in range(w.kh):
             ih = ih0 + i * w.dilation_h
             if ih < 0 or ih >= H:
@@ -119,20 +127,21 @@ cdef void unfold(const floating[:, :, :, ::1] x, floating* cols, Py_ssize_t firs
                 for j in range(w.kw):
                     iw = iw0 + j * w.dilation_w
                     if 0 <= iw < W:
-                        copy_floats(dst + j * C, &x[n, ih, iw, 0], C)
+                        copy_floats(dst + j * cg, &x[n, ih, iw, c0], cg)
                     else:
-                        zero_floats(dst + j * C, C)
+                        zero_floats(dst + j * cg, cg)
             dst = dst + row_len
         next_pixel(&n, &oh, &ow, w)
 
 
 cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t first,
-               Py_ssize_t count, Window w) noexcept nogil:
+               Py_ssize_t count, Window w, Py_ssize_t c0, Py_ssize_t cg) noexcept nogil:
     """col2im, the adjoint of ``unfold``: add each row of ``cols`` back onto the
-    receptive field it came from, pixel by pixel in order (so each input cell gets its
-    sums in the same order, whole kernel rows or not). The caller owns the images."""
+    receptive field it came from, channels c0 .. c0+cg-1, pixel by pixel in order (so
+    each input cell gets its sums in the same order, whole kernel rows or not). The
+    caller owns the images."""
     cdef Py_ssize_t H = x_grad.shape[1], W = x_grad.shape[2], C = x_grad.shape[3]
-    cdef Py_ssize_t row_len = w.kw * C
+    cdef Py_ssize_t row_len = w.kw * cg
     cdef Py_ssize_t n, oh, ow, pixel, i, j, ih, iw, ih0, iw0, c
     cdef bint whole_rows
     cdef const floating* src = cols
@@ -141,7 +150,7 @@ cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t f
     for pixel in range(count):
         ih0 = oh * w.stride_h - w.pad_top
         iw0 = ow * w.stride_w - w.pad_left
-        whole_rows = w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
+        whole_rows = cg == C and w.dilation_w == 1 and iw0 >= 0 and iw0 + w.kw <= W
         for i in range(w.kh):
             ih = ih0 + i * w.dilation_h
             if 0 <= ih < H:
@@ -153,9 +162,9 @@ cdef void fold(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t f
                     for j in range(w.kw):
                         iw = iw0 + j * w.dilation_w
                         if 0 <= iw < W:
-                            dst = &x_grad[n, ih, iw, 0]
-                            for c in range(C):
-                                dst[c] = dst[c] + src[j * C + c]
+                            dst = &x_grad[n, ih, iw, c0]
+                            for c in range(cg):
+                                dst[c] = dst[c] + src[j * cg + c]
             src = src + row_len
         next_pixel(&n, &oh, &ow, w)
 
@@ -181,20 +190,24 @@ cdef inline void add_rows(const floating* rows, Py_ssize_t count, Py_ssize_t F,
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
-                   const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
+                   const floating[:, ::1] weights,        # IN  (kh*kw*C/groups, F)
                    const floating[::1] bias,              # IN  (F,), or None
                    floating[:, ::1] out,                  # OUT (N*out_h*out_w, F)
-                   floating[:, ::1] scratch,              # (num_threads, block_rows*kh*kw*C)
+                   floating[:, ::1] scratch,              # (threads, block_rows*kh*kw*C/groups)
                    int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
                    int pad_top, int pad_left, int out_h, int out_w,
-                   int block_rows, bint relu, int num_threads):
+                   int groups, int block_rows, bint relu, int num_threads):
     """out = x (*) weights + bias, then max(out, 0) when ``relu``, a block at a time
-    so the bias and ReLU touch each block while it is still in cache."""
+    so the bias and ReLU touch each block while it is still in cache.
+
+    With ``groups`` > 1, group g's channels C/groups*g .. are unfolded on their own and
+    multiplied by the columns F/groups*g .. of ``weights``, into those columns of ``out``."""
     cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
                                 pad_top, pad_left, out_h, out_w)
     cdef Py_ssize_t rows = out.shape[0], K = weights.shape[0], F = weights.shape[1]
+    cdef Py_ssize_t C = x.shape[3], group_channels = C // groups, group_filters = F // groups
     cdef Py_ssize_t n_blocks = (rows + block_rows - 1) // block_rows
-    cdef Py_ssize_t block, first, count, r, i
+    cdef Py_ssize_t block, first, count, r, i, g, lda
     cdef bint pointwise = is_pointwise(w, x)
     cdef const floating* bias_ptr = NULL
     cdef const floating* rows_in
@@ -210,15 +223,19 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
             first = block * block_rows
             count = min(<Py_ssize_t> block_rows, rows - first)
             dst = &out[first, 0]
-            if pointwise:
-                rows_in = &x[0, 0, 0, 0] + first * K
-            else:
-                unfold(x, cols, first, count, w)
-                rows_in = cols
             if bias_ptr != NULL:
                 for r in range(count):
                     memcpy(dst + r * F, bias_ptr, F * sizeof(floating))
-            gemm(False, False, count, F, K, rows_in, K, &weights[0, 0], F, beta, dst, F)
+            for g in range(groups):
+                if pointwise:
+                    rows_in = &x[0, 0, 0, 0] + first * C + g * group_channels
+                    lda = C
+                else:
+                    unfold(x, cols, first, count, w, g * group_channels, group_channels)
+                    rows_in = cols
+                    lda = K
+                gemm(False, False, count, group_filters, K, rows_in, lda,
+                     &weights[0, 0] + g * group_filters, F, beta, dst + g * group_filters, F)
             if relu:
                 for i in range(count * F):
                     # An unconditional store vectorises; NaN stays NaN, as in PyTorch.
@@ -226,16 +243,16 @@ def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
-                    const floating[:, ::1] weights,        # IN  (kh*kw*C, F)
+                    const floating[:, ::1] weights,        # IN  (kh*kw*C/groups, F)
                     const floating[:, ::1] grad_out,       # IN  (N*out_h*out_w, F)
                     const floating[:, ::1] relu_out,       # IN  like grad_out, or None
-                    floating[:, :, ::1] grad_partials,     # OUT (P, kh*kw*C, F), P <= N
+                    floating[:, :, ::1] grad_partials,     # OUT (P, kh*kw*C/groups, F), P <= N
                     floating[:, ::1] bias_partials,        # OUT (P, F)
                     floating[:, :, :, ::1] grad_x,         # OUT (N, H, W, C), or None
-                    floating[:, ::1] scratch,              # (num_threads, block_rows*(kh*kw*C+F))
+                    floating[:, ::1] scratch,              # (threads, block_rows*(kh*kw*C/groups+F))
                     int kh, int kw, int stride_h, int stride_w, int dilation_h, int dilation_w,
                     int pad_top, int pad_left, int out_h, int out_w,
-                    int block_rows, int num_threads):
+                    int groups, int block_rows, int num_threads):
     """Kernel and bias gradients in P partial sums (the caller adds them in
     order) and, unless ``grad_x`` is None, the input gradient.
 
@@ -245,14 +262,16 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
 
     Partial p sums images p, p+P, p+2P, ... in that order, block by block, and
     the iteration that owns an image is the only one to write its input
-    gradient: no race, and the same sums at any thread count.
+    gradient: no race, and the same sums at any thread count. Groups own disjoint
+    channels and columns of the partials, so their order does not matter.
     """
     cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
                                 pad_top, pad_left, out_h, out_w)
     cdef Py_ssize_t N = x.shape[0], K = weights.shape[0], F = weights.shape[1]
+    cdef Py_ssize_t C = x.shape[3], group_channels = C // groups, group_filters = F // groups
     cdef Py_ssize_t P = grad_partials.shape[0], pixels = <Py_ssize_t> out_h * out_w
     cdef Py_ssize_t image_bytes = x.shape[1] * x.shape[2] * x.shape[3] * sizeof(floating)
-    cdef Py_ssize_t p, group, n, block, first, count
+    cdef Py_ssize_t p, group, n, block, first, count, g, lda, offset
     cdef bint input_grad = grad_x is not None
     cdef bint pointwise = is_pointwise(w, x)
     cdef bint relu = relu_out is not None
@@ -281,22 +300,85 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     if relu:
                         relu_mask(&relu_out[first, 0], grads, count * F, relu_grads)
                         grads = relu_grads
-                    if pointwise:
-                        rows_in = &x[0, 0, 0, 0] + first * K
-                    else:
-                        unfold(x, cols, first, count, w)
-                        rows_in = cols
-                    # partial (K, F) += columns^T (K, count) @ gradient block (count, F)
-                    gemm(True, False, K, F, count, rows_in, K, grads, F, 1, partial, F)
                     add_rows(grads, count, F, bias_partial)
-                    if input_grad and pointwise:
-                        gemm(False, True, count, K, F, grads, F, &weights[0, 0], F, 0,
-                             &grad_x[0, 0, 0, 0] + first * K, K)
-                    elif input_grad:
-                        # The columns are spent: their buffer takes the column gradient,
-                        # gradient block (count, F) @ weights^T (F, K), folded back.
-                        gemm(False, True, count, K, F, grads, F, &weights[0, 0], F, 0, cols, K)
-                        fold(cols, grad_x, first, count, w)
+                    for g in range(groups):
+                        offset = g * group_filters
+                        if pointwise:
+                            rows_in = &x[0, 0, 0, 0] + first * C + g * group_channels
+                            lda = C
+                        else:
+                            unfold(x, cols, first, count, w, g * group_channels, group_channels)
+                            rows_in = cols
+                            lda = K
+                        # partial (K, F/groups) += columns^T (K, count) @ gradient (count, F/groups)
+                        gemm(True, False, K, group_filters, count, rows_in, lda, grads + offset, F,
+                             1, partial + offset, F)
+                        if input_grad and pointwise:
+                            gemm(False, True, count, K, group_filters, grads + offset, F,
+                                 &weights[0, 0] + offset, F, 0,
+                                 &grad_x[0, 0, 0, 0] + first * C + g * group_channels, C)
+                        elif input_grad:
+                            # The columns are spent: their buffer takes the column gradient,
+                            # gradient block (count, F/groups) @ weights^T, folded back.
+                            gemm(False, True, count, K, group_filters, grads + offset, F,
+                                 &weights[0, 0] + offset, F, 0, cols, K)
+                            fold(cols, grad_x, first, count, w, g * group_channels, group_channels)
+
+
+def conv2d_backward_input(const floating[:, ::1] grad_out,   # IN  (N*out_h*out_w, F)
+                          const floating[:, ::1] weights,    # IN  (kh*kw*C/groups, F)
+                          const floating[::1] bias,          # IN  (C,), or None
+                          floating[:, :, :, ::1] grad_x,     # OUT (N, H, W, C)
+                          floating[:, ::1] scratch,          # (threads, block_rows*kh*kw*C/groups)
+                          int kh, int kw, int stride_h, int stride_w, int dilation_h,
+                          int dilation_w, int pad_top, int pad_left, int out_h, int out_w,
+                          int groups, int block_rows, bint relu, int num_threads):
+    """The input gradient of a convolution alone, with no kernel gradient: the forward
+    pass of a transposed convolution, which then adds ``bias`` and takes max(., 0) when
+    ``relu``, an image at a time while it is in cache.
+
+    Each iteration owns whole images and folds their blocks in order: no race, and the
+    same sums at any thread count."""
+    cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
+                                pad_top, pad_left, out_h, out_w)
+    cdef Py_ssize_t N = grad_x.shape[0], K = weights.shape[0], F = weights.shape[1]
+    cdef Py_ssize_t C = grad_x.shape[3], group_channels = C // groups
+    cdef Py_ssize_t group_filters = F // groups
+    cdef Py_ssize_t image_size = grad_x.shape[1] * grad_x.shape[2] * C
+    cdef Py_ssize_t pixels = <Py_ssize_t> out_h * out_w
+    cdef Py_ssize_t n, block, first, count, g, i, c, offset
+    cdef bint pointwise = is_pointwise(w, grad_x)
+    cdef const floating* bias_ptr = NULL
+    cdef floating* cols = NULL
+    cdef floating* image
+    if bias is not None:
+        bias_ptr = &bias[0]
+    with nogil, parallel(num_threads=min(num_threads, N)):
+        cols = &scratch[threadid(), 0]
+        for n in prange(N, schedule="static"):
+            image = &grad_x[n, 0, 0, 0]
+            if not pointwise:
+                memset(image, 0, image_size * sizeof(floating))
+            for block in range((pixels + block_rows - 1) // block_rows):
+                first = n * pixels + block * block_rows
+                count = min(<Py_ssize_t> block_rows, (n + 1) * pixels - first)
+                for g in range(groups):
+                    offset = g * group_filters
+                    if pointwise:
+                        gemm(False, True, count, K, group_filters, &grad_out[first, 0] + offset, F,
+                             &weights[0, 0] + offset, F, 0,
+                             &grad_x[0, 0, 0, 0] + first * C + g * group_channels, C)
+                    else:
+                        gemm(False, True, count, K, group_filters, &grad_out[first, 0] + offset, F,
+                             &weights[0, 0] + offset, F, 0, cols, K)
+                        fold(cols, grad_x, first, count, w, g * group_channels, group_channels)
+            if bias_ptr != NULL:
+                for i in range(image_size // C):
+                    for c in range(C):
+                        image[i * C + c] = image[i * C + c] + bias_ptr[c]
+            if relu:
+                for i in range(image_size):
+                    image[i] = 0 if image[i] < 0 else image[i]
 
 
 def relu_backward(const floating[::1] y,       # IN  output of the fused ReLU (flat)

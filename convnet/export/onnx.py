@@ -542,10 +542,55 @@ def _before_activation(layer):
     return layer.name if layer.activation is None else f"{layer.name}/linear"
 
 
-@register(layers_module.InputLayer, layers_module.Dropout)
+@register(layers_module.InputLayer, layers_module.Dropout, layers_module.RandomFlip,
+          layers_module.RandomTranslation, layers_module.RandomRotation,
+          layers_module.RandomZoom, layers_module.RandomContrast,
+          layers_module.RandomBrightness)
 def _emit_identity(layer, builder, inputs):
-    """Dropout is the identity at inference; an InputLayer only declares the input."""
+    """Dropout and the augmentation layers (but RandomCrop) are the identity at inference;
+    an InputLayer only declares the input."""
     return list(inputs)
+
+
+@register(layers_module.RandomCrop)
+def _emit_random_crop(layer, builder, inputs):
+    """RandomCrop at inference: its centred window (a Slice), resized to (height, width)
+    with half-pixel centres and clamped edges where the window is not that size."""
+    (x,) = inputs
+    info = builder.info[x]
+    axes = _spatial_axes(layer.data_format)
+    hw = tuple(info.shape[axis] for axis in axes)
+    if None in hw:
+        raise _unknown_size_error(builder, info.shape, "RandomCrop's centred window")
+    top, left, rows, columns = layer.crop_window(*hw, training=False)
+    cropping = ((top, hw[0] - top - rows), (left, hw[1] - left - columns))
+    resized = (rows, columns) != (layer.height, layer.width)
+    hint = f"{layer.name}/crop" if resized else layer.name
+    if any(sum(pair) for pair in cropping):
+        window = crop2d(builder, x, cropping, layer.data_format, hint)
+    else:
+        window = builder.node("Identity", [x], hint, like=x)
+    if not resized:
+        return [window]
+    factors = [1.0] * 4
+    for axis, size, target in zip(axes, (rows, columns), (layer.height, layer.width)):
+        factors[axis] = _resize_scale(size, target)
+    scales = builder.constant([factors[axis] for axis in info.order], f"{layer.name}/scales",
+                              np.float32)
+    shape = list(info.shape)
+    shape[axes[0]], shape[axes[1]] = layer.height, layer.width
+    return [builder.node("Resize", [window, "", scales], layer.name, tuple(shape), info.order,
+                         info.dtype, **_RESIZE_MODES["bilinear"])]
+
+
+def _resize_scale(size, target):
+    """The float32 scale that Resize turns into `target` cells out of `size`: target / size,
+    rounded up to where floor(size * scale) reaches target (the rounded-down quotient can
+    floor to target - 1)."""
+    scale = np.float32(target / size)
+    while float(scale) * size < target:
+        scale = np.nextafter(scale, np.float32(np.inf))
+    return float(scale)
 
 
 @register(layers_module.Conv2D)

@@ -149,10 +149,10 @@ def to_keras_value(key, value):
     if value is None:
         return None
     if key.endswith("_initializer"):
-        name = value["class_name"]
-        return _keras_object("keras.initializers",
-                             "".join(part.capitalize() for part in name.split("_")),
-                             dict(value["config"]))
+        name = value["class_name"]  # Keras' class name ("GlorotUniform"), or its snake_case
+        if "_" in name or name.islower():
+            name = "".join(part.capitalize() for part in name.split("_"))
+        return _keras_object("keras.initializers", name, dict(value["config"]))
     if key.endswith("_regularizer") or key.endswith("_constraint"):
         kind = "regularizers" if key.endswith("_regularizer") else "constraints"
         if not isinstance(value, dict):
@@ -189,8 +189,7 @@ def _initializer_from_keras(value, who, key):
     class_name, config = keras_object(value, "initializers", who, key)
     if config is None:
         return class_name
-    name = keras_snake_case(class_name)
-    cls = initializers._BY_NAME.get(name)
+    cls = initializers._BY_NAME.get(class_name)
     if cls is None:
         raise ModelFileError(f"{who}: {key} {class_name!r} is not one of convnet's initializers "
                              f"({sorted(initializers._BY_NAME)})")
@@ -200,7 +199,7 @@ def _initializer_from_keras(value, who, key):
             raise ModelFileError(f"{who}: {key} {class_name} with {extra}={config[extra]!r} is "
                                  f"not supported")
         del config[extra]
-    return {"class_name": name, "config": config}
+    return {"class_name": class_name, "config": config}
 
 
 def dtype_name(value, who):

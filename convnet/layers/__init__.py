@@ -1,4 +1,6 @@
 """Keras-named layers; every one implements the Layer interface of layers/base.py."""
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                           RandomRotation, RandomTranslation, RandomZoom)
 from .base import Layer
 from .convolutional import Conv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
@@ -7,6 +9,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from ..ops.operation import Operation  # noqa: E402 - an op in a functional model
 
 Convolution2D = Conv2D
 
@@ -14,12 +17,18 @@ Convolution2D = Conv2D
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, Dense, Flatten, Activation, ReLU, Softmax, Dropout, ZeroPadding2D,
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Operation)}
 
 
 def serialize(layer):
     """{"class_name", "config"} of a layer (or a nested model)."""
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+# The data augmentation layers (layers/augmentation.py).
+LAYER_CLASSES.update({cls.__name__: cls for cls in (
+    RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomCrop, RandomContrast,
+    RandomBrightness)})
 
 
 __all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",

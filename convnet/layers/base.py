@@ -407,20 +407,28 @@ class Layer:
             return self._builtin_call(args[0], training)
         return self._python_call(args, kwargs, training)
 
+    def _on_tape_input(self, x):
+        """A traced input as this layer takes it on the tape: a float Tensor of another
+        float dtype through a recorded cast; an integer or boolean one (argmax, a mask) as the
+        constant it is (its values carry no gradient)."""
+        if not isinstance(x, autodiff.Tensor) or x.dtype == self.dtype:
+            return x
+        if x.dtype.kind == "f":
+            from .. import ops
+            return ops.cast(x, self.dtype)
+        return x.value
+
     def _convert_input(self, x, arg="input"):
         """An input as an array of this layer's dtype (cast, contiguous, native-endian)."""
         if isinstance(x, autodiff.Tensor):
-            if x.dtype != self.dtype:
-                raise TypeError(f"{self.describe()}: {arg} of dtype {x.dtype} in a training "
-                                f"step; this layer computes in {self.dtype}")
-            return x.value
+            return self._on_tape_input(x).value
         if isinstance(x, Variable):
             x = x.value
         return kernels.as_batch(x, self.dtype, self.describe(), arg=arg, ndim=np.ndim(x))
 
     def _builtin_call(self, inputs, training):
         multi = isinstance(inputs, (list, tuple))
-        items = list(inputs) if multi else [inputs]
+        items = [self._on_tape_input(x) for x in (inputs if multi else [inputs])]
         values = [self._convert_input(x) for x in items]
         for v in values:
             self._check_rank(v.shape)
@@ -436,7 +444,7 @@ class Layer:
                 object.__setattr__(self, "_last_ctx", (ctx, np.shape(outputs)))
             self._losses.clear()
             if self.activity_regularizer is not None:
-                self._losses.append(float(self.activity_regularizer(outputs)))
+                self._losses.append(float(penalty(self.activity_regularizer, outputs)))
             return outputs
         variables = self.trainable_weights
         needs_input = [autodiff.needs_grad(x) for x in items]
@@ -511,8 +519,9 @@ class Layer:
     def _check_on_tape(self, args, kwargs, outputs):
         """A traced call whose output lost the tape (a plain NumPy call on a traced value, or
         np.asarray of one) would train on a zero gradient: refuse it, naming the layer."""
-        leaves = flatten((args, kwargs))
-        if not (any(autodiff.needs_grad(x) for x in leaves) or self.trainable_weights):
+        # Only a layer with trainable weights is checked: a weightless layer may well return
+        # a constant (zeros_like of its input, say).
+        if not self.trainable_weights:
             return
         for out in flatten(outputs):
             if isinstance(out, np.ndarray) and out.dtype.kind == "f":
@@ -768,10 +777,14 @@ def _serialize(obj):
 
 
 def penalty(regularizer, x):
-    """regularizer(x) as a scalar; on the tape (with its gradient) when x is a traced tensor."""
-    value = np.asarray(regularizer(autodiff.value_of(x)), dtype=autodiff.value_of(x).dtype)
+    """An activity regularizer's penalty on outputs x, divided by the batch size as Keras 3
+    does; on the tape (with its gradient) when x is a traced tensor."""
+    from .. import regularizers
+    values = autodiff.value_of(x)
+    value, grad = regularizers.activity_penalty(regularizer, values)
 
     def vjp(g, needs):
-        return (g * regularizer.gradient(autodiff.value_of(x)),)
+        return (g * grad,)
 
-    return autodiff.record(value, (x,), vjp, "activity_regularizer")
+    return autodiff.record(np.asarray(value, dtype=values.dtype), (x,), vjp,
+                           "activity_regularizer")
