@@ -96,11 +96,14 @@ def small_cnn(data_format="channels_last", dtype="float32"):
     model = keras.Sequential([
         keras.Input(shape, dtype=dtype),
         layers.Conv2D(4, 3, padding="same", activation="relu", data_format=data_format,
-                      dtype=dtype, bias_initializer="random_normal"),
+                      dtype=dtype, bias_initializer="random_normal",
+                      kernel_regularizer=keras.regularizers.L2(1e-3),
+                      activity_regularizer=keras.regularizers.L1(1e-4)),
         layers.MaxPooling2D(2, padding="same", data_format=data_format, dtype=dtype),
         layers.AveragePooling2D(2, strides=1, data_format=data_format, dtype=dtype),
         layers.Flatten(data_format=data_format, dtype=dtype),
-        layers.Dense(3, activation="softmax", dtype=dtype, bias_initializer="random_normal"),
+        layers.Dense(3, activation="softmax", dtype=dtype, bias_initializer="random_normal",
+                     kernel_constraint=keras.constraints.MaxNorm(2.0)),
     ])
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -477,6 +480,9 @@ FORGED_CONFIGS = {
                       "class 'BatchNormalizationXL' is not supported; convnet reads Keras'"),
     "a Lambda layer": (lambda c: c["config"]["layers"].insert(3, LAMBDA),
                        "class 'Lambda' is not supported \\(a Lambda layer holds Python code"),
+    "a keras.ops operation named like a layer": (
+        _layer("conv2d", module="keras.src.ops.numpy"),
+        "class 'Conv2D' from module 'keras.src.ops.numpy' is not supported \\(keras.ops"),
     "a custom class named like a Keras one": (
         _layer("conv2d", module="evil.layers", registered_name="Custom>Conv2D"),
         "class 'Conv2D' from module 'evil.layers' is not supported"),

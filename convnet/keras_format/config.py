@@ -261,21 +261,33 @@ def from_keras(entry, who="the model"):
     list of classes: anything else is refused, named."""
     class_name, config = _entry_parts(entry, who)
     module, registered = entry.get("module"), entry.get("registered_name")
-    keras_own = is_keras_module(module)
     who = f"{who}: layer {config.get('name', class_name)!r}"
-    if keras_own and class_name in MODEL_CLASSES and registered in (None, class_name):
+    if class_name in MODEL_CLASSES and registered in (None, class_name) \
+            and _from(module, "keras", "keras.models", "keras.src.models."):
         return (_sequential_from_keras if class_name == "Sequential"
                 else _functional_from_keras)(config, who)
     layer_format = format_named(class_name)
-    if layer_format is None or not keras_own or registered not in (None, class_name):
-        origin = "" if keras_own else f" from module {module!r}"
+    # Keras writes its layers under their public module; a keras.ops operation in a
+    # functional model (module keras.src.ops.*) may share a layer's class name.
+    keras_layer = _from(module, LAYERS_MODULE, "keras.src.layers.")
+    if layer_format is None or not keras_layer or registered not in (None, class_name):
+        origin = "" if keras_layer else f" from module {module!r}"
         why = (" (a Lambda layer holds Python code, which convnet never loads)"
-               if class_name == "Lambda" else "")
+               if class_name == "Lambda" else
+               " (keras.ops in a functional model are not read yet: use layers)"
+               if isinstance(module, str) and module.startswith("keras.src.ops") else "")
         raise ModelFileError(
             f"{who}: class {class_name!r}{origin} is not supported{why}; convnet reads Keras' "
             f"{', '.join(known_classes())} and the models {', '.join(MODEL_CLASSES)}")
     return {"class_name": layer_format.cls.__name__,
             "config": layer_format.convnet_config(config, who)}
+
+
+def _from(module, *places):
+    """Whether `module` (None in Keras' short form) is one of `places` (or under one ending
+    in a dot)."""
+    return module is None or isinstance(module, str) and any(
+        module == place or place.endswith(".") and module.startswith(place) for place in places)
 
 
 def _sequential_from_keras(config, who):

@@ -300,3 +300,9 @@ register(layers.GlobalMaxPooling2D)
 for _merge in (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,
                layers.Minimum, layers.Concatenate):
     register(_merge, build_config=True)
+# Keras' augmentation layers keep no variables in the file (their seed generators' state
+# is not saved).
+for _augmentation in (layers.RandomFlip, layers.RandomTranslation, layers.RandomRotation,
+                      layers.RandomZoom, layers.RandomCrop, layers.RandomContrast,
+                      layers.RandomBrightness):
+    register(_augmentation, build_config=True)

@@ -7,9 +7,9 @@ Run it only to regenerate them (the test run never does):
 Each model gets seeded random weights (biases included, so a bias lost or swapped
 shows), is saved as ``<name>.keras``, and its predictions on a seeded input are kept as
 ``<name>_x*.npy`` (inputs) and ``<name>_y*.npy`` (outputs). Between them the two models use
-every layer class convnet maps to Keras' format: the Sequential CNN the image layers, the
-functional model two inputs, two outputs, a residual Add, every merge layer, a layer
-shared by two calls, a nested Sequential and a nested functional model.
+every layer class convnet maps to Keras' format: the Sequential CNN the image and
+augmentation layers, the functional model two inputs, two outputs, a residual Add, every
+merge layer, a layer shared by two calls, a nested Sequential and a nested functional model.
 """
 import os
 
@@ -25,6 +25,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def sequential_cnn():
     return keras.Sequential([
         keras.Input((10, 10, 3)),
+        # The augmentation layers are the identity at inference (RandomCrop too, where the
+        # images already have its size: convnet and Keras 3.15 differ on other sizes).
+        layers.RandomFlip(seed=1),
+        layers.RandomTranslation(0.1, (-0.2, 0.1), fill_mode="constant", fill_value=0.5),
+        layers.RandomRotation(0.1, interpolation="nearest"),
+        layers.RandomZoom(0.1, 0.2, fill_mode="wrap"),
+        layers.RandomCrop(10, 10),
+        layers.RandomContrast(0.2),
+        layers.RandomBrightness(0.1, value_range=(0, 1)),
         layers.ZeroPadding2D(((1, 0), (0, 1))),
         layers.Conv2D(4, 3, activation="relu"),
         layers.MaxPooling2D(2),
