@@ -771,6 +771,12 @@ BAD_DATA = {
     "export to a format convnet does not write": (
         lambda m: m.export("m.onnx", format="tf_saved_model"), ValueError,
         "unsupported format 'tf_saved_model'; convnet exports to 'onnx'"),
+    "save under Keras 2's legacy .h5 name": (
+        lambda m: m.save("model.h5"), ValueError, "legacy HDF5 format.*'.keras'"),
+    "save to .keras what Keras cannot express": (
+        lambda m: keras.Sequential([keras.Input((4, 4, 1)), layers.MaxPooling2D(
+            3, ceil_mode=True)]).save("never.keras"), ValueError,
+        "MaxPooling2D 'max_pooling2d.*': ceil_mode=True has no equivalent in Keras' format"),
     "one-hot targets for the sparse loss": (
         lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.eye(3)[:2], verbose=0), ValueError,
         "labels of shape"),
