@@ -345,11 +345,21 @@ class GradientTape:
         _local.stack.pop()
 
     def gradient(self, target, sources, output_gradients=None):
-        """d target / d each source (a Variable): a list in the order of `sources`."""
+        """d target / d `sources`, in their structure (as TensorFlow's tape): one Variable
+        gives one gradient, a list or tuple a list, a dict a dict with the same keys."""
         seed = (np.ones_like(value_of(target)) if output_gradients is None
                 else np.asarray(value_of(output_gradients)))
-        found = backpropagate([target], [seed], sources=sources)
-        return [_grad_or_zeros(found, v) for v in sources]
+        if isinstance(sources, dict):
+            flat = list(sources.values())
+        elif isinstance(sources, (list, tuple)):
+            flat = list(sources)
+        else:
+            flat = [sources]
+        found = backpropagate([target], [seed], sources=flat)
+        grads = [_grad_or_zeros(found, v) for v in flat]
+        if isinstance(sources, dict):
+            return dict(zip(sources, grads))
+        return grads if isinstance(sources, (list, tuple)) else grads[0]
 
 
 def _grad_or_zeros(found, variable):

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import _checks, autodiff
 from ._naming import auto_name
 
 _EPSILON = 1e-7  # keras.backend.epsilon(): the clip for probabilities
@@ -188,9 +188,75 @@ class Loss:
         self.dtype = dtype
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """The reduced loss, as ``keras.losses.Loss.__call__`` returns it."""
+        """The reduced loss, as ``keras.losses.Loss.__call__`` returns it. Inside a
+        training step (a custom ``compute_loss``, a ``GradientTape``) it goes on the tape:
+        the gradient flows to ``y_pred``, and to ``y_true`` where that is on the tape too
+        (a distillation target from a trainable teacher) and the loss has that gradient."""
+        if autodiff.current_tape() is not None and (autodiff.needs_grad(y_true)
+                                                    or autodiff.needs_grad(y_pred)):
+            return self._taped_call(y_true, y_pred, sample_weight)
         y_true, y_pred = self._check(y_true, self._prediction(y_pred))
         return self.value(y_true, y_pred, sample_weight=sample_weight)
+
+    def _taped_call(self, y_true, y_pred, sample_weight):
+        if autodiff.needs_grad(sample_weight):
+            raise TypeError(f"{self.name}: sample_weight is on the gradient tape; convnet's "
+                            f"losses differentiate y_pred and y_true only (wrap it in "
+                            f"ops.stop_gradient)")
+        if type(self).call is not Loss.call:
+            return self._taped_custom_call(y_true, y_pred, sample_weight)
+        need_true = autodiff.needs_grad(y_true)
+        if need_true and not self._differentiates_targets:
+            raise TypeError(f"{self.name}: y_true is on the gradient tape, and {type(self).__name__} "
+                            f"has no gradient with respect to its targets in convnet; wrap "
+                            f"them in ops.stop_gradient(...) or freeze what computes them "
+                            f"(trainable = False)")
+        true_in, pred_in = autodiff.value_of(y_true), autodiff.value_of(y_pred)
+        t, p = self._check(true_in, self._prediction(pred_in))
+        weights = None if sample_weight is None else autodiff.value_of(sample_weight)
+        value = self.value(t, p, sample_weight=weights)
+        layout, mask = self._layout(t, p, False)
+        merged = weights_for(self.name, layout, mask, weights, self.reduction)
+
+        def vjp(grad, needs):
+            grad_values = reduction_gradient(layout, merged, self.reduction) * np.asarray(grad)
+            grads = [None, None]
+            if needs[0]:
+                grads[0] = self._target_vjp(t, p, grad_values).reshape(
+                    np.shape(true_in)).astype(p.dtype, copy=False)
+            if needs[1]:
+                grads[1] = self._values_vjp(t, p, False, grad_values).reshape(
+                    np.shape(pred_in)).astype(p.dtype, copy=False)
+            return grads
+
+        return autodiff.record(np.asarray(value, dtype=p.dtype), (y_true, y_pred), vjp,
+                               self.name)
+
+    def _taped_custom_call(self, y_true, y_pred, sample_weight):
+        """A Keras-style subclass's ``call`` written with convnet.ops, weighted and reduced
+        with ops, all on the tape (Keras' reduce_weighted_values)."""
+        from . import ops
+        values = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            weights = np.asarray(autodiff.value_of(sample_weight))
+            while weights.ndim < np.ndim(autodiff.value_of(values)):
+                weights = weights[..., None]
+            values = values * weights
+        if self.reduction in (None, "none"):
+            return values
+        total = ops.sum(values)
+        if self.reduction == "sum":
+            return total
+        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            return total / float(np.sum(autodiff.value_of(sample_weight)))
+        return total / max(1, int(np.size(autodiff.value_of(values))))
+
+    #: whether _target_vjp gives d value / d y_true
+    _differentiates_targets = False
+
+    def _target_vjp(self, y_true, y_pred, grad_values):
+        """d sum(grad_values * per-sample losses) / d y_true."""
+        raise NotImplementedError
 
     def call(self, y_true, y_pred):
         """The per-sample losses before weighting and reduction (Keras' ``Loss.call``)."""
@@ -284,10 +350,19 @@ class _PerElement(Loss):
         grad = np.expand_dims(grad_values, self.axis) * self._element_gradient(t, p, logits)
         return (grad / scale).reshape(y_pred.shape)
 
+    def _target_vjp(self, y_true, y_pred, grad_values):
+        t, p = _match_rank(y_true, y_pred)
+        scale = 1 if self._sums else p.shape[self.axis]
+        grad = np.expand_dims(grad_values, self.axis) * self._element_target_gradient(t, p)
+        return grad / scale
+
     def _elements(self, t, p, logits):
         raise NotImplementedError
 
     def _element_gradient(self, t, p, logits):
+        raise NotImplementedError
+
+    def _element_target_gradient(self, t, p):
         raise NotImplementedError
 
 
@@ -299,6 +374,11 @@ class MeanSquaredError(_PerElement):
 
     def _elements(self, t, p, logits):
         return (p - t) ** 2
+
+    _differentiates_targets = True
+
+    def _element_target_gradient(self, t, p):
+        return -self._element_gradient(t, p, False)
 
     def _element_gradient(self, t, p, logits):
         return 2 * (p - t)
@@ -312,6 +392,11 @@ class MeanAbsoluteError(_PerElement):
 
     def _elements(self, t, p, logits):
         return np.abs(p - t)
+
+    _differentiates_targets = True
+
+    def _element_target_gradient(self, t, p):
+        return -self._element_gradient(t, p, False)
 
     def _element_gradient(self, t, p, logits):
         return np.sign(p - t)
@@ -330,6 +415,11 @@ class Huber(_PerElement):
         error = np.abs(p - t)
         return np.where(error <= self.delta, 0.5 * error ** 2,
                         self.delta * error - 0.5 * self.delta ** 2)
+
+    _differentiates_targets = True
+
+    def _element_target_gradient(self, t, p):
+        return -self._element_gradient(t, p, False)
 
     def _element_gradient(self, t, p, logits):
         error = p - t
@@ -353,6 +443,14 @@ class KLDivergence(_PerElement):
     def _element_gradient(self, t, p, logits):
         inside = (p >= _EPSILON) & (p <= 1)
         return -np.clip(t, _EPSILON, 1) / np.clip(p, _EPSILON, 1) * inside
+
+    _differentiates_targets = True
+
+    def _element_target_gradient(self, t, p):
+        # d/dt of t log t - t log p, both clipped: zero where t is clipped
+        inside = (t >= _EPSILON) & (t <= 1)
+        clipped = np.clip(t, _EPSILON, 1)
+        return (np.log(clipped / np.clip(p, _EPSILON, 1)) + 1) * inside
 
 
 class BinaryCrossentropy(_PerElement):
@@ -481,6 +579,20 @@ class CategoricalCrossentropy(_CrossEntropy):
         grad = super()._values_vjp(y_true, matched, logits, grad_values)
         return grad.reshape(y_pred.shape)
 
+    _differentiates_targets = True
+
+    def _target_vjp(self, y_true, y_pred, grad_values):
+        # values = -sum_k t'_k log q_k with t' = t (1 - s) + s / C: d/dt_k = -(1 - s) log q_k
+        target, p, _ = self._targets(y_true, y_pred)
+        if self.from_logits:
+            log_q = _log_softmax(p)
+        else:
+            log_q = np.log(np.clip(p / p.sum(-1, keepdims=True), _EPSILON, 1 - _EPSILON))
+        grad = -(1 - self.label_smoothing) * log_q * grad_values.reshape(
+            grad_values.shape + (1,))
+        axis = self._class_axis(_match_rank(y_true, y_pred)[1])
+        return grad if axis == grad.ndim - 1 else np.moveaxis(grad, -1, axis)
+
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
@@ -591,6 +703,27 @@ def _named(cls, name):
     return loss
 
 
+class LossFunctionWrapper(Loss):
+    """A loss function of your own, ``fn(y_true, y_pred, **kwargs)`` returning per-sample
+    losses written with convnet.ops, as ``keras.losses.LossFunctionWrapper``: weighted and
+    reduced like every Loss; in training the tape differentiates it."""
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"LossFunctionWrapper: fn must be callable, got {fn!r}")
+        super().__init__(name or getattr(fn, "__name__", None), reduction, dtype)
+        self.fn = fn
+        self._fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        raise TypeError(f"{self.name}: a loss function of your own cannot be written into a "
+                        f"model file (that would be code); save with include_optimizer=False "
+                        f"or compile again after loading")
+
+
 def get(identifier):
     """A Loss from a Keras name ("binary_crossentropy", "mse", "Huber", ...), a loss function
     (``losses.huber``), a Loss class or instance, or a serialized {"class_name", "config"}."""
@@ -606,6 +739,8 @@ def get(identifier):
             return _named(cls, identifier)
     elif callable(identifier) and identifier in _FUNCTIONS:
         return _named(_FUNCTIONS[identifier], identifier.__name__)
+    elif callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)
     raise ValueError(f"Unknown loss {identifier!r}; expected one of {sorted(_BY_NAME)}, a "
                      f"convnet.losses.Loss or one of convnet.losses' loss functions")
 

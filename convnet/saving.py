@@ -31,6 +31,7 @@ import os
 import secrets
 import stat
 import struct
+import warnings
 
 import numpy as np
 
@@ -141,8 +142,27 @@ def _serialize_metrics(metrics):
     return metrics if isinstance(metrics, str) else getattr(metrics, "name", None)
 
 
+def _own_losses(loss):
+    """The losses a user wrote themselves (functions, Loss subclasses): code, which a file
+    never holds."""
+    if isinstance(loss, dict):
+        return [x for v in loss.values() for x in _own_losses(v)]
+    if isinstance(loss, (list, tuple)):
+        return [x for v in loss for x in _own_losses(v)]
+    if loss is None:
+        return []
+    resolved = losses.get(loss)
+    return [] if type(resolved) in set(losses._BY_NAME.values()) else [resolved.name]
+
+
 def _compile_config(model):
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+        return None
+    own = _own_losses(model.loss)
+    if own:
+        warnings.warn(f"save: {model.describe()} is saved without its compile settings: its "
+                      f"loss {', '.join(map(repr, own))} is code of your own, which a model "
+                      f"file never holds; compile the loaded model again", stacklevel=3)
         return None
     opt = model.optimizer
     return {"optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},

@@ -11,6 +11,7 @@ gradient per trainable weight, weight regularizers add their penalties, the
 optimizer steps, constraints project, and layers apply the state updates
 (BatchNormalization's moving statistics) they queued.
 """
+import inspect
 import sys
 import warnings
 
@@ -248,8 +249,24 @@ class Trainer:
             return list(tape.losses)
         return list(self.losses)
 
-    def _compute_loss_is_default(self):
-        return type(self).compute_loss is Trainer.compute_loss
+    def _call_compute_loss(self, x, y, y_pred, sample_weight, training):
+        """An override of compute_loss, with ``training`` only where its signature takes
+        it (Keras' own wrapper does this: older Keras 3 overrides, e.g. keras.io's
+        knowledge distillation, end in ``allow_empty=False`` instead)."""
+        kwargs = dict(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        if "training" in inspect.signature(self.compute_loss).parameters:
+            kwargs["training"] = training
+        return self.compute_loss(**kwargs)
+
+    def _compute_loss_is_default(self, n_outputs=None):
+        """Whether the loss is the compiled losses' own, each with its gradient written
+        out (the fast, fused path); a compute_loss override or a loss written with ops (a
+        function, or a Loss subclass with its own ``call``) is differentiated by the tape."""
+        if type(self).compute_loss is not Trainer.compute_loss:
+            return False
+        return n_outputs is None or not any(
+            type(ol.loss).call is not losses_module.Loss.call
+            for ol in self._resolve_losses(n_outputs))
 
     def _seeded_loss(self, y, y_pred, sample_weight):
         """The default loss as values plus the gradient of each output (the seeds of the
@@ -310,11 +327,10 @@ class Trainer:
             y_pred = self(x, training=True)
             # After the call: a subclassed model makes its weights on its first call.
             variables = self.trainable_weights
-            if self._compute_loss_is_default():
+            if self._compute_loss_is_default(len(self._flat(y_pred))):
                 loss, roots, seeds, replace = self._seeded_loss(y, y_pred, sample_weight)
             else:
-                loss_tensor = self.compute_loss(x=x, y=y, y_pred=y_pred,
-                                                sample_weight=sample_weight, training=True)
+                loss_tensor = self._call_compute_loss(x, y, y_pred, sample_weight, True)
                 loss = float(autodiff.value_of(loss_tensor))
                 roots, seeds, replace = [loss_tensor], [np.ones_like(
                     np.asarray(autodiff.value_of(loss_tensor)))], {}
@@ -352,11 +368,11 @@ class Trainer:
     def test_step(self, data):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
-        if self._compute_loss_is_default():
+        if self._compute_loss_is_default(len(self._flat(y_pred))):
             loss, _, _, _ = self._seeded_loss(y, y_pred, sample_weight)
         else:
-            loss = float(autodiff.value_of(self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)))
+            loss = float(autodiff.value_of(self._call_compute_loss(x, y, y_pred, sample_weight,
+                                                                   False)))
         self._loss_tracker.update_state(loss, len(self._flat(x)[0]))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 

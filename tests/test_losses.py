@@ -332,3 +332,119 @@ def test_a_keras_style_subclass_gives_values_and_a_clear_error_for_gradients(rng
         np.dot(np.mean(np.abs(p - t) ** 3, axis=-1), [1, 2, 0, 1]))
     with pytest.raises(NotImplementedError, match="Cubed.*_values_vjp"):
         loss.gradient(*loss._check(t, p))
+
+
+# ----------------------------------------------------------------------------- on the tape
+
+def _probabilities(rng, shape):
+    e = np.exp(rng.standard_normal(shape))
+    return e / e.sum(-1, keepdims=True)
+
+
+TAPED = {
+    "mse": (lambda: losses.MeanSquaredError(), "real", True),
+    "mae": (lambda: losses.MeanAbsoluteError(reduction="sum"), "real", True),
+    "huber": (lambda: losses.Huber(0.7), "real", True),
+    "kl": (lambda: losses.KLDivergence(), "probabilities", True),
+    "categorical": (lambda: losses.CategoricalCrossentropy(label_smoothing=0.1),
+                    "probabilities", True),
+    "categorical from logits": (lambda: losses.CategoricalCrossentropy(from_logits=True),
+                                "logits", True),
+    "categorical, no reduction": (lambda: losses.CategoricalCrossentropy(reduction=None),
+                                  "probabilities", True),
+    "sparse from logits": (lambda: losses.SparseCategoricalCrossentropy(from_logits=True),
+                           "labels", False),
+    "binary from logits": (lambda: losses.BinaryCrossentropy(from_logits=True), "binary",
+                           False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAPED))
+def test_losses_called_on_the_tape_match_finite_differences(rng, name):
+    """A loss called inside a GradientTape (as a compute_loss override calls it) puts its
+    gradient on the tape: d loss / d y_pred, and d loss / d y_true where the target is itself
+    computed (a teacher's softmax), each against float64 finite differences of the value."""
+    make, kind, targets_differentiable = TAPED[name]
+    loss = make()
+    shape = (4, 5)
+    y_pred = (_probabilities(rng, shape) if kind == "probabilities"
+              else rng.standard_normal(shape))
+    y_true = {"real": lambda: rng.standard_normal(shape),
+              "probabilities": lambda: _probabilities(rng, shape),
+              "logits": lambda: _probabilities(rng, shape),
+              "labels": lambda: rng.integers(0, 5, 4),
+              "binary": lambda: rng.integers(0, 2, shape).astype(float)}[kind]()
+    weights = rng.uniform(0.5, 2, 4)
+    seed = rng.standard_normal(4) if loss.reduction is None else 1.0
+
+    def value(t, p):
+        return float(np.sum(np.asarray(loss(t, p, sample_weight=weights)) * seed))
+
+    pred_var = keras.Variable(y_pred, dtype="float64")
+    sources = [pred_var]
+    true_var = None
+    if targets_differentiable:
+        true_var = keras.Variable(y_true, dtype="float64")
+        sources.append(true_var)
+    with keras.GradientTape() as tape:
+        # through an op, as a model's output would be: a Tensor on the tape
+        t = keras.ops.multiply(true_var, 1.0) if true_var is not None else y_true
+        out = loss(t, keras.ops.multiply(pred_var, 1.0), sample_weight=weights)
+        target = keras.ops.sum(out * seed)
+    grads = tape.gradient(target, sources)
+    np.testing.assert_allclose(grads[0], numerical_gradient(lambda p: value(y_true, p),
+                                                            y_pred.copy()), atol=1e-7)
+    if true_var is not None:
+        np.testing.assert_allclose(grads[1], numerical_gradient(lambda t: value(t, y_pred),
+                                                                y_true.copy()), atol=1e-7)
+    else:
+        with keras.GradientTape(), pytest.raises(TypeError, match="y_true is on the gradient"):
+            loss(keras.ops.multiply(keras.Variable(y_true, dtype="float64"), 1.0),
+                 keras.ops.multiply(pred_var, 1.0))
+
+
+def test_a_keras_style_loss_subclass_trains_through_its_call(rng):
+    """keras.losses.Loss subclassed the Keras way (call written with ops) is differentiated
+    by the tape inside a compute_loss-style call: sum_over_batch_size of the weighted values."""
+    class Quartic(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.mean((y_pred - y_true) ** 4, axis=-1)
+
+    y_true, y_pred, weights = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), \
+        rng.uniform(0.5, 2, 3)
+    var = keras.Variable(y_pred, dtype="float64")
+    with keras.GradientTape() as tape:
+        out = Quartic()(y_true, keras.ops.multiply(var, 1.0), sample_weight=weights)
+    grad = tape.gradient(out, var)
+
+    def value(p):
+        return float(np.mean(np.mean((p - y_true) ** 4, axis=-1) * weights))
+
+    assert float(np.asarray(keras.autodiff.value_of(out))) == pytest.approx(value(y_pred))
+    np.testing.assert_allclose(grad, numerical_gradient(value, y_pred.copy()), atol=1e-7)
+
+
+def test_fit_with_a_loss_function_of_your_own(rng, tmp_path):
+    """compile(loss=fn) with fn written with ops, as Keras takes it: fit's loss is the
+    function's batch mean, one SGD step moves the weights by its finite-difference gradient,
+    and save writes the model without the compile settings (with a warning)."""
+    def cubic_error(y_true, y_pred):
+        return keras.ops.mean(keras.ops.abs(y_pred - y_true) ** 3, axis=-1)
+
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, dtype="float64")])
+    model.compile(keras.optimizers.SGD(0.1), loss=cubic_error)
+    kernel, bias = model.get_weights()
+
+    def value(k, b):
+        return float(np.mean(np.mean(np.abs(x @ k + b - y) ** 3, axis=-1)))
+
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(value(kernel, bias))
+    np.testing.assert_allclose(
+        model.get_weights()[0],
+        kernel - 0.1 * numerical_gradient(lambda k: value(k, bias), kernel.copy()), atol=1e-8)
+    with pytest.warns(UserWarning, match="without its compile settings.*'cubic_error'"):
+        model.save(tmp_path / "m.cnet")
+    loaded = keras.load_model(tmp_path / "m.cnet")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -180,3 +180,80 @@ def test_numpy_on_a_traced_value_inside_call_is_refused():
     model.compile("sgd", "mse")
     with pytest.raises(TypeError, match="Leaky 'leaky'.*convnet.ops"):
         model.train_on_batch(np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32))
+
+
+class Distiller(keras.Model):
+    """keras.io's "Knowledge Distillation" example as written there (Keras 3): compile
+    without a loss, compute_loss overridden with the older ``allow_empty`` signature."""
+
+    def __init__(self, student, teacher):
+        super().__init__()
+        self.teacher = teacher
+        self.student = student
+
+    def compile(self, optimizer, metrics, student_loss_fn, distillation_loss_fn, alpha=0.1,
+                temperature=3):
+        super().compile(optimizer=optimizer, metrics=metrics)
+        self.student_loss_fn = student_loss_fn
+        self.distillation_loss_fn = distillation_loss_fn
+        self.alpha = alpha
+        self.temperature = temperature
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, allow_empty=False):
+        teacher_pred = self.teacher(x, training=False)
+        student_loss = self.student_loss_fn(y, y_pred)
+        distillation_loss = self.distillation_loss_fn(
+            ops.softmax(teacher_pred / self.temperature, axis=1),
+            ops.softmax(y_pred / self.temperature, axis=1),
+        ) * (self.temperature**2)
+        return self.alpha * student_loss + (1 - self.alpha) * distillation_loss
+
+    def call(self, x):
+        return self.student(x)
+
+
+def test_knowledge_distillation_compute_loss_steps_like_numpy(rng):
+    """Three SGD steps of keras.io's Distiller equal the same steps taken in NumPy on its
+    documented loss: alpha * sparse cross-entropy(y, student logits) + (1 - alpha) * T**2 *
+    KL(softmax(teacher / T) || softmax(student / T)), Keras' KLDivergence clipping both to
+    [1e-7, 1] and averaging over the batch; the frozen teacher never moves."""
+    x = rng.standard_normal((8, 6))
+    y = rng.integers(0, 4, 8)
+    keras.utils.set_random_seed(5)
+    teacher = keras.Sequential([keras.Input((6,)), layers.Dense(4, dtype="float64")])
+    teacher.trainable = False
+    student = keras.Sequential([keras.Input((6,)), layers.Dense(4, dtype="float64")])
+    distiller = Distiller(student, teacher)
+    distiller.compile(keras.optimizers.SGD(0.5), ["sparse_categorical_accuracy"],
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      keras.losses.KLDivergence(), alpha=0.3, temperature=4.0)
+    teacher_before = teacher.get_weights()
+    teacher_logits = x @ teacher_before[0] + teacher_before[1]
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def loss(kernel, bias):
+        logits = x @ kernel + bias
+        student_loss = -np.mean(np.log(softmax(logits)[np.arange(8), y]))
+        t = np.clip(softmax(teacher_logits / 4.0), 1e-7, 1)
+        s = np.clip(softmax(logits / 4.0), 1e-7, 1)
+        kl = np.mean(np.sum(t * np.log(t / s), axis=1))
+        return 0.3 * student_loss + 0.7 * 16.0 * kl
+
+    kernel, bias = student.get_weights()
+    for _ in range(3):
+        expected = loss(kernel, bias)
+        grad_kernel = keras.utils.numerical_gradient(lambda k: loss(k, bias), kernel.copy())
+        grad_bias = keras.utils.numerical_gradient(lambda b: loss(kernel, b), bias.copy())
+        logs = distiller.train_on_batch(x, y, return_dict=True)
+        np.testing.assert_allclose(logs["loss"], expected, rtol=1e-9)
+        kernel, bias = kernel - 0.5 * grad_kernel, bias - 0.5 * grad_bias
+        np.testing.assert_allclose(student.get_weights()[0], kernel, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(student.get_weights()[1], bias, rtol=1e-6, atol=1e-9)
+    for before, after in zip(teacher_before, teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    # evaluate goes through the same override, without training
+    assert distiller.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        loss(kernel, bias), rel=1e-6)
