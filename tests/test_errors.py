@@ -750,6 +750,11 @@ def _compiled():
     return model
 
 
+def _with_an_op():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, ops.tanh(layers.Dense(2)(inputs)))
+
+
 BAD_DATA = {
     "labels out of range": (lambda m: m.fit(np.zeros((4, 4, 4, 1)), np.array([0, 1, 2, 3]),
                                             verbose=0), ValueError, r"in \[0, 3\)"),
@@ -777,6 +782,10 @@ BAD_DATA = {
         lambda m: keras.Sequential([keras.Input((4, 4, 1)), layers.MaxPooling2D(
             3, ceil_mode=True)]).save("never.keras"), ValueError,
         "MaxPooling2D 'max_pooling2d.*': ceil_mode=True has no equivalent in Keras' format"),
+    "save to .keras a keras.ops call": (
+        lambda m: _with_an_op().save("never.keras"), ValueError,
+        ("Operation 'tanh.*': ops.tanh called on a functional model's tensors has no "
+         "equivalent in Keras' format.*convnet's own format \\(a .cnet file\\)")),
     "one-hot targets for the sparse loss": (
         lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.eye(3)[:2], verbose=0), ValueError,
         "labels of shape"),

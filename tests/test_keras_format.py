@@ -4,11 +4,16 @@ The reference files under tests/keras_files/ were written by Keras 3.15 itself
 (make_reference_files.py, run by hand, never here), with Keras' predictions beside them:
 convnet must read them and predict the same, and write files of the same structure, which
 real Keras (when installed: the torch backend, in a child process) loads and predicts
-with identically. Broken, forged and hostile files are refused with KerasFileError.
+with identically. Every other layer class goes both ways in a tiny model per case of
+keras_layer_cases.py (Keras' files under tests/keras_files/layers/). Broken, forged and
+hostile files are refused with KerasFileError.
 """
+import copy
+import functools
 import importlib.util
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,6 +28,10 @@ import convnet as keras
 from convnet import layers
 from convnet.keras_format import KerasFileError
 from convnet.keras_format.config import weight_groups
+from convnet.keras_format.registry import known_classes
+
+import keras_layer_cases
+from keras_layer_cases import CASES as LAYER_CASES
 
 h5py = pytest.importorskip("h5py")
 
@@ -354,6 +363,142 @@ def test_real_keras_loads_what_convnet_writes_and_predicts_the_same(tmp_path, rn
             np.testing.assert_allclose(theirs[key], y, rtol=0, atol=1e-6, err_msg=name)
 
 
+# ----------------------------------------------------------------------------- every layer class
+# One tiny model per case of keras_layer_cases.py, written by Keras 3.15 under
+# keras_files/layers/ (make_reference_files.py), with its input and Keras' prediction.
+
+def _layer_reference(case):
+    return _reference(f"layers/{case}")
+
+
+@functools.lru_cache(maxsize=1)
+def _layer_predictions():
+    with np.load(os.path.join(FILES, "layers", "predictions.npz")) as arrays:
+        return dict(arrays)
+
+
+def _layer_classes(model):
+    """The class names of a model's layers, its nested models' included."""
+    found = set()
+    for layer in model.layers:
+        found |= _layer_classes(layer) if isinstance(layer, keras.Model) else {
+            type(layer).__name__}
+    return found
+
+
+def test_every_layer_class_but_operation_is_written_and_read():
+    """The reference files hold, between them, every layer class convnet has but Operation
+    (a keras.ops call, refused below), and those are the classes the registry writes."""
+    covered = {"InputLayer"}
+    for path in [*map(_reference, REFERENCES), *map(_layer_reference, LAYER_CASES)]:
+        covered |= _layer_classes(keras.load_model(path, compile=False))
+    assert covered == set(layers.LAYER_CLASSES) - {"Operation"}
+    assert set(known_classes()) == covered
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer_files_written_by_keras_load_and_predict_the_same(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # LayerNormalization's rms_scaling
+        model = keras.load_model(_layer_reference(case))
+    arrays = _layer_predictions()
+    np.testing.assert_allclose(model.predict(arrays[f"{case}_x"], verbose=0),
+                               arrays[f"{case}_y"], rtol=1e-5, atol=1e-6)
+    # Every variable holds the file's values (Normalization's count: Keras' int32).
+    with h5py.File(io.BytesIO(_members(_layer_reference(case))["model.weights.h5"]), "r") as f:
+        stored = [f[path][str(i)][()] for path, _, variables in weight_groups(model)
+                  for i in range(len(variables))]
+    for ours, theirs in zip(model.get_weights(), stored, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_values(ours, theirs, path="$"):
+    """Equal JSON values; numbers to float32 rounding, ints and floats alike (Keras' L1
+    keeps its factor as a float32: "l1" is written 0.009999999776482582; MaxNorm writes
+    its default max_value as 2, convnet as 2.0)."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and set(ours) == set(theirs), path
+        for key in theirs:
+            _same_values(ours[key], theirs[key], f"{path}.{key}")
+    elif isinstance(theirs, list):
+        assert isinstance(ours, list) and len(ours) == len(theirs), path
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            _same_values(a, b, f"{path}[{i}]")
+    elif _is_number(theirs):
+        assert _is_number(ours) and math.isclose(ours, theirs, rel_tol=1e-7), (path, ours,
+                                                                               theirs)
+    else:
+        assert ours == theirs and type(ours) is type(theirs), (path, ours, theirs)
+
+
+def _without_names(config):
+    """A Sequential's config less what names a model or layer (convnet and Keras number
+    their automatic names apart) and Keras' shared_object_id bookkeeping."""
+    config = copy.deepcopy(config)
+    for entry in [config["config"], *(layer["config"] for layer in config["config"]["layers"])]:
+        entry.pop("name")
+        if isinstance(entry.get("dtype"), dict):
+            entry["dtype"].pop("shared_object_id", None)
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "LayerNormalization":
+            # Keras 3.15 writes the axis as given ([-1]); Keras 3.16, as convnet, the axis
+            # it normalizes ([3]). Both load the same layer.
+            layer["config"].pop("axis")
+    return config
+
+
+def _datasets(data):
+    """(path, shape, dtype) of each array of a weights file, less the optimizer's."""
+    found = []
+    with h5py.File(io.BytesIO(data), "r") as f:
+        f.visititems(lambda name, obj: found.append((name, obj.shape, obj.dtype.str))
+                     if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer")
+                     else None)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer_files_convnet_writes_are_the_ones_keras_writes(tmp_path, case):
+    """The same model made with convnet's API is written as Keras wrote it: every entry with
+    Keras' value, the same arrays under the same names in the weights file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_layer_cases.build(keras, case).save(tmp_path / "m.keras")
+    ours, theirs = _members(tmp_path / "m.keras"), _members(_layer_reference(case))
+    config, reference = json.loads(ours["config.json"]), json.loads(theirs["config.json"])
+    _compare_structure(reference, config)
+    _same_values(_without_names(config), _without_names(reference))
+    assert _datasets(ours["model.weights.h5"]) == _datasets(theirs["model.weights.h5"])
+
+
+@pytest.fixture(scope="module")
+def real_keras():
+    from keras_reference import keras_or_skip
+    return keras_or_skip()
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_real_keras_loads_the_layer_files_convnet_writes(tmp_path, real_keras, case):
+    """Keras 3 (in this process, torch backend) loads each model convnet wrote, with seeded
+    random weights, and predicts what convnet predicts."""
+    rng = np.random.default_rng(sorted(LAYER_CASES).index(case))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras_layer_cases.build(keras, case)
+        keras_layer_cases.randomize(model, rng)
+        model.save(tmp_path / "m.keras")
+        theirs = real_keras.saving.load_model(str(tmp_path / "m.keras"))
+        x = keras_layer_cases.inputs(case, rng)
+        predicted = np.asarray(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(predicted, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for a, b in zip(theirs.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ----------------------------------------------------------------------------- names and contents
 
 def test_the_name_picks_the_format_written_and_the_contents_the_one_read(tmp_path):
@@ -386,6 +531,9 @@ def test_the_name_picks_the_format_written_and_the_contents_the_one_read(tmp_pat
      "count_include_pad=True has no equivalent"),
     (layers.Conv2D(2, 3, padding=1), "padding=1 has no equivalent"),
     (layers.MaxPooling2D(2, padding=((0, 1), (1, 0))), "padding=\\(\\(0, 1\\), \\(1, 0\\)\\)"),
+    (layers.DepthwiseConv2D(3, padding=1), "DepthwiseConv2D .*padding=1 has no equivalent"),
+    (layers.SeparableConv2D(2, 2, padding=((1, 0), (0, 1))),
+     "SeparableConv2D .*padding=\\(\\(1, 0\\), \\(0, 1\\)\\) has no equivalent"),
 ])
 def test_what_keras_cannot_hold_is_refused_naming_it(tmp_path, layer, message):
     model = keras.Sequential([keras.Input((6, 6, 1)), layer])
@@ -393,6 +541,26 @@ def test_what_keras_cannot_hold_is_refused_naming_it(tmp_path, layer, message):
         model.save(tmp_path / "m.keras")
     model.save(tmp_path / "m.cnet")
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_keras_ops_call_in_a_functional_model_is_refused_naming_the_op(tmp_path):
+    """Keras writes a keras.ops call as its internal op class, whose arguments convnet does
+    not reproduce (registry.py says why): refused, naming the op, before anything is
+    written; convnet's own format holds it."""
+    inputs = keras.Input((4,))
+    x = layers.Dense(3)(inputs)
+    model = keras.Model(inputs, keras.ops.mean(x * 2.0, axis=-1, keepdims=True))
+    for save in (model.save, model.save_weights):
+        name = "m.keras" if save == model.save else "w.weights.h5"
+        with pytest.raises(ValueError, match="Operation 'multiply.*': ops.multiply called on a "
+                                             "functional model's tensors has no equivalent in "
+                                             "Keras' format.*\\.cnet"):
+            save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    model.save(tmp_path / "m.cnet")
+    x = np.ones((2, 4), "float32")
+    np.testing.assert_array_equal(keras.load_model(tmp_path / "m.cnet").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
 
 
 def test_the_core_never_imports_h5py(tmp_path):
@@ -788,3 +956,84 @@ def test_a_shape_bomb_is_refused_without_allocating(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20
+
+
+def _layer_change(**entries):
+    """Set entries of the config of the layer after the Input (of a layers/ reference)."""
+    return _config_change(lambda c: c["config"]["layers"][1]["config"].update(entries))
+
+
+NUMPY_SCALE = {"class_name": "__numpy__", "config": {"value": [0.5, 1.0, 2.0],
+                                                     "dtype": "float32"}}
+
+LAYER_OPTIONS_CONVNET_LACKS = {
+    "batch renormalization": ("batch_norm", _layer_change(renorm=True),
+                              "renorm=True \\(batch renormalization\\) is not supported"),
+    "synchronized batch norm": ("batch_norm", _layer_change(synchronized=True),
+                                "synchronized=True is not supported"),
+    "bicubic upsampling": ("up_sampling2d", _layer_change(interpolation="bicubic"),
+                           "convnet has no 'bicubic' resampling"),
+    "lanczos resizing": ("resizing", _layer_change(interpolation="lanczos3"),
+                         "convnet has no 'lanczos3' resampling"),
+    "antialiased resizing": ("resizing", _layer_change(antialias=True),
+                             "antialias=True is not supported"),
+    "reflected padding": ("resizing_padded", _layer_change(fill_mode="reflect"),
+                          "fill_mode must be 'constant'"),
+    "a gaussian dropout of rate 1": ("gaussian_dropout", _layer_change(rate=1.0),
+                                     "rate must be in \\[0, 1\\)"),
+    "an array of strings as scale": (
+        "rescaling", _layer_change(scale={"class_name": "__numpy__",
+                                          "config": {"value": ["a"], "dtype": "object"}}),
+        "scale is not a numeric array"),
+    "a float count": ("normalization_adapted", _h5_change(_replace(
+        "layers/normalization/vars/2", data=np.float32(7))),
+        "vars/2 is float32 \\(\\) but normalization.*/count is int32 \\(\\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_OPTIONS_CONVNET_LACKS))
+def test_layer_options_convnet_lacks_are_refused_naming_them(tmp_path, case):
+    source, change, message = LAYER_OPTIONS_CONVNET_LACKS[case]
+    with pytest.raises(KerasFileError, match=message):
+        keras.load_model(_rewritten(tmp_path, change, source=f"layers/{source}"))
+
+
+def test_an_array_keras_wrote_as_numpy_loads(tmp_path):
+    """Keras writes an array given to Rescaling as a __numpy__ object (a list as a list)."""
+    path = _rewritten(tmp_path, _layer_change(scale=NUMPY_SCALE),
+                      source="layers/rescaling_per_channel")
+    x = _layer_predictions()["rescaling_per_channel_x"]
+    np.testing.assert_allclose(keras.load_model(path).predict(x, verbose=0),
+                               _layer_predictions()["rescaling_per_channel_y"], rtol=1e-6)
+
+
+def test_any_mutation_of_a_layer_config_loads_or_is_refused_cleanly(tmp_path):
+    """Seeded random edits of the layer's config in each layers/ reference (entries swapped
+    for other JSON values or deleted): each file loads, or is refused with a
+    KerasFileError; never another exception."""
+    import random
+    chooser = random.Random(1)
+    values = [None, "x", -1, 0, 2 ** 70, 1.5, [], {}, [1, 2], [[1, 2], [3]], True, "same",
+              {"class_name": "x"}, {"class_name": "__numpy__", "config": {"value": [1]}}]
+    outcomes = set()
+    for case in sorted(LAYER_CASES):
+        members = _members(_layer_reference(case))
+        keys = list(json.loads(members["config.json"])["config"]["layers"][1]["config"])
+        for _ in range(8):
+            config = json.loads(members["config.json"])
+            entries = config["config"]["layers"][1]["config"]
+            for key in chooser.sample(keys, min(2, len(keys))):
+                if chooser.random() < 0.2:
+                    del entries[key]
+                else:
+                    entries[key] = chooser.choice(values)
+            path = tmp_path / "mutated.keras"
+            _write_zip(path, {**members, "config.json": json.dumps(config).encode()})
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    keras.load_model(path)
+                outcomes.add("loaded")
+            except KerasFileError:
+                outcomes.add("refused")
+    assert outcomes == {"loaded", "refused"}

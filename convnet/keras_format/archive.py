@@ -43,7 +43,8 @@ MAX_JSON_BYTES = saving.MAX_HEADER_BYTES
 #: a compressed member (or dataset) may expand this much, no more (deflate reaches ~1032)
 MAX_ZIP_EXPANSION = 100
 MAX_H5_EXPANSION = 1000
-_FLOATS = (np.dtype("<f4"), np.dtype("<f8"))
+#: what a dataset may hold: floats, and int32 where Keras keeps a counter (registry.StoredAs)
+_STORED = (np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i4"))
 
 
 class KerasFileError(ModelFileError):
@@ -263,7 +264,7 @@ def _dataset_problem(dataset, variable):
         return "is an external dataset (its data lives in another file)"
     if dataset.is_virtual:
         return "is a virtual dataset"
-    if dataset.dtype not in _FLOATS or dataset.dtype != variable.dtype \
+    if dataset.dtype not in _STORED or dataset.dtype != variable.dtype \
             or dataset.shape != variable.shape:
         return (f"is {dataset.dtype} {dataset.shape} but {variable.path} is "
                 f"{variable.dtype} {variable.shape}")

@@ -276,7 +276,8 @@ def from_keras(entry, who="the model"):
         origin = "" if keras_layer else f" from module {module!r}"
         why = (" (a Lambda layer holds Python code, which convnet never loads)"
                if class_name == "Lambda" else
-               " (keras.ops in a functional model are not read yet: use layers)"
+               " (keras.ops calls in a functional model, which Keras writes as its internal "
+               "op classes, are not read: use layers)"
                if isinstance(module, str) and module.startswith("keras.src.ops") else "")
         raise ModelFileError(
             f"{who}: class {class_name!r}{origin} is not supported{why}; convnet reads Keras' "

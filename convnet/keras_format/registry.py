@@ -17,13 +17,26 @@ convnet's contract); what differs is said per class:
 - ``variables``: the layer's variables in the order Keras stores them (``vars/0``,
   ``vars/1``, ...): Keras' ``save_own_variables`` writes the trainable ones in creation
   order, then the non-trainable ones, which is ``layer.weights`` for a layer without
-  sublayers. A class whose order differs passes its own function.
+  sublayers. A class whose order differs passes its own function; one whose variable
+  Keras keeps in another dtype wraps it in ``StoredAs``.
 
 Adding a layer class is one ``register`` call below.
+
+Every class of ``layers.LAYER_CLASSES`` is registered but ``Operation`` (a ``convnet.ops``
+call on a functional model's tensors). Keras writes such a call as an instance of its
+internal op class (``{"module": "keras.src.ops.numpy", "class_name": "Add",
+"registered_name": "Add", "config": {"name": ...}}``), the op's arguments split between
+that class's constructor (the config) and the node's call arguments: undocumented, per op,
+and changed between Keras versions (keras-team/keras#21374 moved many arguments from the
+call to the constructor). convnet keeps the op's name and its call's arguments as given,
+so it cannot write that faithfully: a model with one is refused, naming the op
+(``format_of``); convnet's own format (.cnet) holds it.
 """
 import importlib.util
 import inspect
 import re
+
+import numpy as np
 
 from .. import initializers, layers
 from ..saving import ModelFileError
@@ -40,6 +53,33 @@ def keras_snake_case(name):
 
 def own_variables(layer):
     return layer.weights
+
+
+class StoredAs:
+    """A variable Keras keeps in another dtype than convnet (Normalization's ``count``:
+    int32 in Keras, a float in convnet): the weights file holds it in Keras' dtype, and
+    reading converts it back."""
+
+    def __init__(self, variable, dtype):
+        self.variable = variable
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def shape(self):
+        return self.variable.shape
+
+    @property
+    def path(self):
+        return self.variable.path
+
+    def __array__(self, dtype=None, copy=None):
+        value = np.asarray(self.variable)
+        if self.dtype.kind in "iu":
+            value = np.rint(value)
+        return np.asarray(value, dtype=dtype or self.dtype)
+
+    def assign(self, value):
+        self.variable.assign(np.asarray(value).astype(self.variable.dtype))
 
 
 class LayerFormat:
@@ -112,6 +152,14 @@ def register(cls, **options):
 def format_of(layer):
     """The LayerFormat of a layer object; a class without one is refused, named."""
     layer_format = _BY_CLASS.get(type(layer))
+    if layer_format is None and isinstance(layer, layers.Operation):
+        raise ValueError(
+            f"{layer.describe()}: ops.{layer.fn.__name__} called on a functional model's "
+            f"tensors has no equivalent in Keras' format: Keras writes such a call as an "
+            f"instance of its internal op class (module keras.src.ops.*), whose split of the "
+            f"op's arguments between constructor and call is its own, per op and per "
+            f"version; use a layer instead, or save the model in convnet's own format (a "
+            f".cnet file)")
     if layer_format is None:
         raise ValueError(
             f"{layer.describe()}: convnet cannot write a {type(layer).__name__} in Keras' "
@@ -306,3 +354,70 @@ for _augmentation in (layers.RandomFlip, layers.RandomTranslation, layers.Random
                       layers.RandomZoom, layers.RandomCrop, layers.RandomContrast,
                       layers.RandomBrightness):
     register(_augmentation, build_config=True)
+
+# -- batch normalization, the convolution variants, and the shape, regularization,
+# activation, normalization and preprocessing layers (issue 14)
+
+
+def _spatial_dropout_to_keras(layer, config):
+    """Keras' SpatialDropout2D writes a config of its own: no ``trainable``, the dtype as a
+    plain name."""
+    del config["trainable"]
+    config["dtype"] = layer.dtype.name
+    return config
+
+
+def _without_activity_regularizer(layer, config):
+    """Keras' ActivityRegularization makes its regularizer from l1 and l2 (and refuses an
+    ``activity_regularizer`` entry beside them)."""
+    config.pop("activity_regularizer", None)
+    return config
+
+
+def _normalization_variables(layer):
+    """An adapted Normalization's mean, variance and count (an int32 in Keras); none where
+    the mean and variance are given, which the config then holds."""
+    if layer.input_mean is not None:
+        return []
+    return [layer.adapt_mean, layer.adapt_variance, StoredAs(layer.count, "int32")]
+
+
+def _rescaling_from_keras(config, who):
+    """Keras writes a scale or offset given as a NumPy array as a ``__numpy__`` object (a
+    number or list as it is): its values, if numeric."""
+    config = dict(config)
+    for key in ("scale", "offset"):
+        value = config.get(key)
+        if isinstance(value, dict) and value.get("class_name") == "__numpy__":
+            inner = value.get("config")
+            try:
+                numeric = np.dtype(inner["dtype"]).kind in "biuf"
+            except (TypeError, KeyError, ValueError):
+                numeric = False
+            if not numeric or "value" not in inner:
+                raise ModelFileError(f"{who}: {key} is not a numeric array: {value!r:.200}")
+            config[key] = inner["value"]
+    return config
+
+
+register(layers.BatchNormalization, build_config=True)
+register(layers.DepthwiseConv2D, build_config=True, to_keras=_string_padding)
+register(layers.SeparableConv2D, build_config=True, to_keras=_string_padding)
+register(layers.Conv2DTranspose, build_config=True)
+register(layers.Reshape)
+register(layers.Permute, build_config=True)
+register(layers.UpSampling2D, build_config=True)
+register(layers.Cropping2D, build_config=True)
+register(layers.Identity)
+register(layers.SpatialDropout2D, to_keras=_spatial_dropout_to_keras)
+register(layers.GaussianNoise)
+register(layers.GaussianDropout)
+register(layers.ActivityRegularization, to_keras=_without_activity_regularizer)
+register(layers.LeakyReLU)
+register(layers.PReLU, build_config=True)
+register(layers.ELU)
+register(layers.LayerNormalization, build_config=True)
+register(layers.Normalization, build_config=True, variables=_normalization_variables)
+register(layers.Rescaling, build_config=True, from_keras=_rescaling_from_keras)
+register(layers.Resizing, build_config=True)
+register(layers.CenterCrop, build_config=True)

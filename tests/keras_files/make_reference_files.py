@@ -2,7 +2,9 @@
 
 Run it only to regenerate them (the test run never does):
 
-    KERAS_BACKEND=torch python tests/keras_files/make_reference_files.py
+    KERAS_BACKEND=torch python tests/keras_files/make_reference_files.py [models] [layers]
+
+(both sets without an argument).
 
 Each model gets seeded random weights (biases included, so a bias lost or swapped
 shows), is saved as ``<name>.keras``, and its predictions on a seeded input are kept as
@@ -12,6 +14,7 @@ augmentation layers, the functional model two inputs, two outputs, a residual Ad
 merge layer, a layer shared by two calls, a nested Sequential and a nested functional model.
 """
 import os
+import sys
 
 import numpy as np
 
@@ -20,6 +23,8 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import keras_layer_cases  # noqa: E402
 
 
 def sequential_cnn():
@@ -77,7 +82,7 @@ def randomize(model, rng):
                        for w in model.get_weights()])
 
 
-def main():
+def models():
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
     for name, model, inputs in (
@@ -100,5 +105,22 @@ def main():
         print(f"wrote {name}.keras ({model.count_params()} parameters)")
 
 
+def layer_cases():
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    os.makedirs(os.path.join(HERE, "layers"), exist_ok=True)
+    arrays = {}
+    for name in keras_layer_cases.CASES:
+        model = keras_layer_cases.build(keras, name)
+        keras_layer_cases.randomize(model, rng)
+        x = keras_layer_cases.inputs(name, rng)
+        arrays[f"{name}_x"] = x
+        arrays[f"{name}_y"] = np.asarray(model.predict(x, verbose=0))
+        model.save(os.path.join(HERE, "layers", f"{name}.keras"))
+    np.savez(os.path.join(HERE, "layers", "predictions.npz"), **arrays)
+    print(f"wrote {len(keras_layer_cases.CASES)} models under layers/")
+
+
 if __name__ == "__main__":
-    main()
+    for which in sys.argv[1:] or ["models", "layers"]:
+        {"models": models, "layers": layer_cases}[which]()
