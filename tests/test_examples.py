@@ -47,6 +47,6 @@ def test_fashion_mnist_batch_norm_example(tmp_path):
     out = _run("fashion_mnist_bn.py", "--fast", "--out", str(tmp_path), cwd=tmp_path)
     assert "Non-trainable params: 448" in out        # the moving statistics
     assert "Test accuracy: " in out
-    assert "Folded: 15 -> 12 layers" in out and "the same class for 100.00%" in out
+    assert "Folded: 16 -> 13 layers" in out and "the same class for 100.00%" in out
     assert (tmp_path / "fashion_mnist_bn_training.png").stat().st_size > 10_000
     assert (tmp_path / "fashion_mnist_bn.keras").exists()
