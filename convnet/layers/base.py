@@ -100,6 +100,10 @@ def _shape_of(x):
     return tuple(x.shape)
 
 
+#: attribute values that can hold no layer or variable (most of a layer's settings)
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, np.dtype})
+
+
 class Layer:
     """Base class: weights, config, and the call protocol (see the module docstring)."""
 
@@ -149,7 +153,8 @@ class Layer:
     # -- attribute tracking ------------------------------------------------------------------
 
     def __setattr__(self, name, value):
-        if name not in self._UNTRACKED and "_layers" in self.__dict__:
+        if type(value) not in _PLAIN_TYPES and name not in self._UNTRACKED \
+                and "_layers" in self.__dict__:
             self._track(value)
         object.__setattr__(self, name, value)
 
