@@ -319,6 +319,12 @@ BAD_LAYERS_OF_ISSUE_14 = {
     "Rescaling scale that enlarges the input": (lambda: layers.Rescaling([1.0, 2.0])(IMAGES),
                                                 ValueError, "broadcast"),
     "Resizing height 0": (lambda: layers.Resizing(0, 4), ValueError, "height"),
+    "Resizing height 2**70": (lambda: layers.Resizing(2 ** 70, 4), ValueError,
+                              r"height must be an int from 1 to 2\*\*31 - 1"),
+    "Rescaling scale not matching a model's channels": (lambda: keras.Sequential(
+        [keras.Input((4, 4, 3)), layers.Rescaling([1.0, 2.0])]), ValueError,
+        r"Rescaling 'rescaling.*': scale of shape \(2,\) does not broadcast against inputs "
+        r"of shape \(None, 4, 4, 3\)"),
     "Resizing bicubic": (lambda: layers.Resizing(4, 4, "bicubic"), ValueError,
                          "interpolation"),
     "Resizing both aspect ratios": (lambda: layers.Resizing(

@@ -213,7 +213,19 @@ class Rescaling(Layer):
 
     def compute_output_shape(self, input_shape):
         self._check_rank(input_shape)
+        self._check_broadcast(tuple(input_shape))
         return tuple(input_shape)
+
+    def _check_broadcast(self, shape):
+        """scale and offset must broadcast against the inputs without enlarging them."""
+        for arg, value in (("scale", self._scale()), ("offset", self.offset)):
+            if value.ndim > len(shape) or any(
+                    v != 1 and s is not None and v != s
+                    for v, s in zip(value.shape[::-1], shape[::-1])):
+                shown = self.scale.shape if arg == "scale" else value.shape
+                raise ValueError(f"{self.describe()}: {arg} of shape {shown} "
+                                 f"does not broadcast against inputs of shape {shape} without "
+                                 f"enlarging them")
 
     def _scale(self):
         scale = self.scale.astype(self.dtype)
@@ -222,12 +234,8 @@ class Rescaling(Layer):
         return scale
 
     def _forward(self, x, training):
-        y = x * self._scale() + self.offset.astype(self.dtype)
-        if y.shape != x.shape:
-            raise ValueError(f"{self.describe()}: scale {self.scale.shape} and offset "
-                             f"{self.offset.shape} do not broadcast against inputs of shape "
-                             f"{x.shape} without enlarging them")
-        return y, None
+        self._check_broadcast(x.shape)
+        return x * self._scale() + self.offset.astype(self.dtype), None
 
     def _backward_op(self, ctx, grad_z, need_input_grad):
         return grad_z * self._scale(), []
@@ -238,8 +246,9 @@ class Rescaling(Layer):
 
 
 def _positive_int(value, who, arg):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {arg} must be an int >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
+            or value > np.iinfo(np.int32).max:
+        raise ValueError(f"{who}: {arg} must be an int from 1 to 2**31 - 1, got {value!r}")
     return int(value)
 
 
