@@ -58,7 +58,7 @@ extensions = [
               include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
     for name in ("conv", "depthwise", "image", "layer_norm", "linalg", "norm", "pool", "resize",
-                 "threads")
+                 "threads", "winograd")
 ]
 
 setup(

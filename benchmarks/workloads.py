@@ -1,13 +1,21 @@
-"""The workloads of issue 5, each as a convnet step and the same step in PyTorch.
+"""The workloads of issues 5 and 19, each as a convnet step and the same step in PyTorch.
 
 A workload builds its inputs once; ``convnet()`` and ``torch(channels_last)``
-return zero-argument callables that run one step. Arrays are float32 NHWC;
-PyTorch gets the same numbers in NCHW, stored channels_last or contiguous.
-``flops`` counts multiply-adds as two operations (for GFLOP/s), and only
-the convolution and matrix products, as is usual.
+return zero-argument callables that run one step (and ``keras()``, where set, the
+same in Keras 3 on its torch backend). Arrays are float32 NHWC; PyTorch gets the
+same numbers in NCHW, stored channels_last or contiguous. ``flops`` counts
+multiply-adds as two operations (for GFLOP/s), and only the convolution and
+matrix products, as is usual. A ``contended`` workload is timed with one
+busy-looping process beside it; ``rounds`` fixes pytest-benchmark's rounds for a
+step that takes seconds.
+
+convnet is imported before PyTorch: both load the one libgomp of the process, which
+then spins its idle threads as convnet sets (convnet/_wait_policy.py), for both.
 """
+import functools
+import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -42,6 +50,9 @@ class Workload:
     flops: int                                   # of one step
     convnet: Callable[[], Callable[[], object]]
     torch: Callable[[bool], Callable[[], object]]
+    keras: Optional[Callable[[], Callable[[], object]]] = None
+    contended: bool = False
+    rounds: Optional[int] = None
 
 
 def _conv_workload(name, shape, kernel_shape, strides, padding, backward):
@@ -154,6 +165,48 @@ def _depthwise_workload(name, shape, kernel_size):
     return Workload(name, flops, convnet_step, torch_step)
 
 
+def _conv_bn_relu_workload(name, shape, filters):
+    """A Conv2D (3x3 "same", no bias) -> BatchNormalization -> ReLU block's training step:
+    forward, MSE loss against a fixed target, backward, the SGD update and the moving
+    statistics, through the layers as a Keras model runs them (train_on_batch). PyTorch:
+    Conv2d(bias=False), BatchNorm2d(eps=1e-3, momentum=0.01: Keras' defaults), ReLU, the same
+    loss and SGD."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    target = rng.standard_normal((*shape[:3], filters), dtype=np.float32)
+    flops = 3 * conv_flops(shape[0], shape[1:3], (3, 3, shape[3], filters))
+
+    def convnet_step():
+        model = convnet.Sequential([
+            layers.Input(shape[1:]),
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ])
+        model.compile(optimizer=convnet.optimizers.SGD(0.01), loss="mse")
+        return lambda: model.train_on_batch(x, target)
+
+    def torch_step(channels_last):
+        nn = torch.nn
+        model = nn.Sequential(nn.Conv2d(shape[3], filters, 3, padding=1, bias=False),
+                              nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01), nn.ReLU())
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss = nn.MSELoss()
+        tx, ty = as_torch(x, channels_last), as_torch(target, channels_last)
+
+        def step():
+            optimizer.zero_grad()
+            value = loss(model(tx), ty)
+            value.backward()
+            optimizer.step()
+            return value
+        return step
+
+    return Workload(name, flops, convnet_step, torch_step)
+
+
 def _max_pool(x, training):
     return kernels.max_pool2d(x, 2, with_argmax=training)
 
@@ -196,7 +249,7 @@ def small_cnn_torch(channels_last):
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def _training_workload(batch=64):
+def _training_workload(batch=64, contended=False):
     rng = np.random.default_rng(0)
     x = rng.random((batch, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
@@ -221,8 +274,118 @@ def _training_workload(batch=64):
             return value
         return step
 
-    name = "W7 training step" + ("" if batch == 64 else f", batch {batch}")
-    return Workload(name, 3 * batch * per_image, convnet_step, torch_step)
+    name = ("W7 training step" + ("" if batch == 64 else f", batch {batch}")
+            + (", one busy process beside" if contended else ""))
+    return Workload(name, 3 * batch * per_image, convnet_step, torch_step, contended=contended)
+
+
+# W8: one epoch of the README's main example (examples/fashion_mnist_convnet.py) on
+# Fashion-MNIST-shaped data, with its batch of 128 and validation_split=0.1; an epoch of
+# 6,400 images (45 training batches, 5 of validation) rather than 60,000, so that the
+# suite stays minutes long: the time per batch is the same.
+W8_IMAGES = 6_400
+W8_BATCH = 128
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_mnist_like():
+    """Images scaled from uint8 to [0, 1] as the example does, labels, one-hot labels
+    (made on first use: 40 MB the other workloads do not need)."""
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (W8_IMAGES, 28, 28, 1)) / 255).astype(np.float32)
+    labels = rng.integers(0, 10, W8_IMAGES)
+    return x, labels, np.eye(10, dtype=np.float32)[labels]
+
+
+def readme_model(keras_module, layers_module):
+    """The README's main example model, built with either library's Keras API."""
+    model = keras_module.Sequential([
+        keras_module.Input(shape=(28, 28, 1)),
+        layers_module.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers_module.MaxPooling2D(pool_size=(2, 2)),
+        layers_module.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers_module.MaxPooling2D(pool_size=(2, 2)),
+        layers_module.Flatten(),
+        layers_module.Dropout(0.5),
+        layers_module.Dense(10, activation="softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def readme_model_torch(channels_last):
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(64 * 5 * 5, 10))
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _import_keras_on_torch():
+    """Keras 3 on its torch backend, or None where it is not installed (or runs another)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    return keras if keras.backend.backend() == "torch" else None
+
+
+def _epoch_workload():
+    per_image = (conv_flops(1, (26, 26), (3, 3, 1, 32)) + conv_flops(1, (11, 11), (3, 3, 32, 64))
+                 + 2 * 64 * 5 * 5 * 10)
+    validation = W8_IMAGES // 10
+    flops = (3 * (W8_IMAGES - validation) + validation) * per_image
+
+    def convnet_step():
+        x, _, one_hot = _fashion_mnist_like()
+        model = readme_model(convnet, layers)
+        return lambda: model.fit(x, one_hot, batch_size=W8_BATCH, epochs=1,
+                                 validation_split=0.1, verbose=0)
+
+    def keras_step():
+        keras = _import_keras_on_torch()
+        if keras is None:
+            return None
+        x, _, one_hot = _fashion_mnist_like()
+        model = readme_model(keras, keras.layers)
+        return lambda: model.fit(x, one_hot, batch_size=W8_BATCH, epochs=1,
+                                 validation_split=0.1, verbose=0)
+
+    def torch_step(channels_last):
+        """A plain training loop doing what Keras' fit does: shuffle the training 90%,
+        train with Adam (Keras' defaults) on softmax cross-entropy counting accuracy,
+        then evaluate the last 10% (validation_split takes the tail, unshuffled)."""
+        x, labels, _ = _fashion_mnist_like()
+        model = readme_model_torch(channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        split = W8_IMAGES - validation
+        tx, ty = as_torch(x, channels_last), torch.from_numpy(labels)
+        generator = torch.Generator().manual_seed(0)
+
+        def epoch():
+            model.train()
+            correct = 0
+            for batch in torch.randperm(split, generator=generator).split(W8_BATCH):
+                optimizer.zero_grad()
+                logits = model(tx[batch])
+                loss = loss_fn(logits, ty[batch])
+                loss.backward()
+                optimizer.step()
+                correct += int((logits.argmax(1) == ty[batch]).sum())
+            model.eval()
+            with torch.no_grad():
+                for start in range(split, W8_IMAGES, W8_BATCH):
+                    logits = model(tx[start:start + W8_BATCH])
+                    loss_fn(logits, ty[start:start + W8_BATCH])
+                    correct += int((logits.argmax(1) == ty[start:start + W8_BATCH]).sum())
+            return correct
+        return epoch
+
+    return Workload(f"W8 README example, one epoch of {W8_IMAGES:,} images", flops,
+                    convnet_step, torch_step, keras=keras_step, rounds=3)
 
 
 def _torch_global_avg(t):
@@ -255,9 +418,13 @@ WORKLOADS = [
                    lambda g, _: kernels.global_avg_pool2d_backward(g, W6_SHAPE), _torch_global_avg),
     _training_workload(),
     # Issue 14's kernels.
-    _batch_norm_workload("W8 batch norm forward+backward", W4_SHAPE, relu=False),
-    _batch_norm_workload("W8 batch norm + ReLU forward+backward", W4_SHAPE, relu=True),
-    _depthwise_workload("W9 depthwise 3x3 forward+backward", W4_SHAPE, 3),
+    _batch_norm_workload("W9 batch norm forward+backward", W4_SHAPE, relu=False),
+    _batch_norm_workload("W9 batch norm + ReLU forward+backward", W4_SHAPE, relu=True),
+    _depthwise_workload("W10 depthwise 3x3 forward+backward", W4_SHAPE, 3),
+    _conv_bn_relu_workload("W11 Conv-BN-ReLU block training step", (64, 32, 32, 32), 64),
     # Not in the issue: the same step on a larger batch, to see how far threads take it.
     _training_workload(batch=256),
+    # Issue 19: W7 with one busy-looping process beside it (a shared machine), and W8.
+    _training_workload(contended=True),
+    _epoch_workload(),
 ]

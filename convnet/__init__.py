@@ -4,6 +4,8 @@
 run Keras programs built from what convnet has: Sequential, functional and subclassed
 models, trained with compiled Cython + OpenMP kernels.
 """
+# First: it sets how OpenMP threads wait, which the runtime reads once, when it loads.
+from . import _wait_policy  # noqa: F401  (isort: skip)
 from . import (activations, backend, callbacks, constraints, datasets, initializers, kernels,
                layers, losses, metrics, ops, optimizers, regularizers, utils)
 from . import random

@@ -25,6 +25,7 @@ from ._core import norm as _norm
 from ._core import pool as _pool
 from ._core import resize as _resize
 from ._core import threads as _threads
+from ._core import winograd as _winograd
 from .utils import conv_output_length, conv_transpose_padding, same_padding
 
 set_num_threads = _threads.set_num_threads
@@ -268,6 +269,203 @@ def _balanced_block_rows(rows, column_width, itemsize):
     return min(cached, max(-(-rows // blocks), MIN_BLOCK_ROWS))
 
 
+# ----------------------------------------------------------------------------- algorithms
+
+# Winograd's kernel transform G for each output tile m of F(m, 3): the kernel's 3 taps to
+# m + 2 points (0, 1, -1, ..., infinity), scaled to match B^T and A^T in _core/winograd.pyx.
+WINOGRAD_G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [-2 / 15, -1 / 15, -1 / 30], [1 / 30, -1 / 15, 2 / 15], [0, 0, 1 / 2]]),
+}
+# The convolution algorithms by name: im2col + GEMM, or Winograd F(m x m, 3 x 3) with its
+# output tile m. "winograd4" does a quarter of im2col's multiplications, "winograd" 4/9,
+# but F(4x4, 3x3) rounds too much in float32 for "auto" to pick it (see choose_algorithm).
+WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
+ALGORITHMS = ("auto", "im2col", *WINOGRAD_TILES)
+# Each thread transforms this many bytes of tiles (input and output sides) at a time, then
+# multiplies them: small enough to stay near its core between the steps, large enough that
+# the 16 or 36 GEMMs of a block are not mostly call overhead (about 1 us each). On W1, 1.5
+# MiB blocks (256 tiles) were the fastest for F(2x2, 3x3), 5% ahead of 768 KiB and 15% of
+# 200 KiB; F(4x4, 3x3) ran alike from 0.4 to 1.7 MiB. The kernel gradient takes a third
+# of it: its per-thread transformed-domain sum shares the cache, and its GEMMs (K = the
+# tiles of a block) ran at half speed with 256 tiles on W1, not with 64 or 128.
+WINOGRAD_BLOCK_BYTES = 3 << 19
+# A partial sum of the kernel gradient takes at least this many tiles (W1 on 16 partials:
+# 1,024 each; a batch of 16 4x4 images, 256 -> 256 channels: 4 each, and 1.7x im2col's time).
+WINOGRAD_MIN_PARTIAL_TILES = 32
+
+
+def winograd_serves(kernel_size, strides, dilation):
+    """True for the convolutions Winograd F(m x m, 3 x 3) computes: 3x3, stride 1, dilation 1
+    (any padding)."""
+    return tuple(kernel_size) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
+
+
+def choose_algorithm(direction, input_shape, output_hw, kernel_shape, strides, dilation):
+    """The algorithm "auto" runs: "winograd" or "im2col", for the "forward" or "backward"
+    pass (both gradients) of a convolution of `input_shape` (N, H, W, C) to an output of
+    height and width `output_hw`, with a kernel of `kernel_shape` (kh, kw, C, F).
+
+    The rule, from the benchmarks (1 thread, this project's 2-core x86-64 machine):
+    Winograd F(2x2, 3x3) serves 3x3 kernels at stride 1 and dilation 1 only, and pays
+    where its 16 GEMMs per block are wide enough to run BLAS near full speed: forward
+    (K = C, N = F) with C >= 32 and F >= 64 (W1: 0.6x im2col's time; 32 -> 32 channels:
+    1.1x, 16 -> 64: 1.6x), backward (the input gradient's K = F, N = C) with C >= 16 and
+    F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16: 1.06x). The backward pass
+    gains less, so it also needs the 2x2 tiles to cover the output and the input with
+    at most 10% to spare (W7's 14x14: none, 0.83x im2col's time; W8's 13x13 input and
+    11x11 output: 14% and 16%, 1.06x). Otherwise im2col.
+
+    F(4x4, 3x3) ("winograd4") is never chosen: on W1-shaped data (inputs, kernels and
+    gradients uniform in [-1, 1]) its float32 forward pass is off by 3.0x im2col's max abs
+    error and 1.3x the PyTorch-parity tolerance (2e-5 + 2e-4 |exact|), its input gradient
+    by 10.5x im2col's (its kernel gradient, 3.9x, would pass alone, but both gradients come
+    from one algorithm). F(2x2, 3x3) is at 0.4x, 1.7x and 1.2x im2col's, inside the
+    tolerance wherever im2col is (benchmarks/accuracy.py; BENCHMARKS.md, "Accuracy").
+    """
+    if not winograd_serves(kernel_shape[:2], strides, dilation):
+        return "im2col"
+    channels, filters = kernel_shape[2], kernel_shape[3]
+    if direction == "forward":
+        return "winograd" if channels >= 32 and filters >= 64 else "im2col"
+    covered = min(_tile_coverage(output_hw), _tile_coverage(input_shape[1:3]))
+    return "winograd" if channels >= 16 and filters >= 32 and covered >= 0.9 else "im2col"
+
+
+def _tile_coverage(hw, tile=2):
+    """The fraction of the tiles over an image of height and width `hw` that it fills."""
+    tiled = [-(-n // tile) * tile for n in hw]
+    return hw[0] * hw[1] / (tiled[0] * tiled[1])
+
+
+def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name, groups=1):
+    """The algorithm to run: `algorithm` checked against the convolution, or auto's choice.
+    Grouped convolutions (groups > 1) are im2col's only."""
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"{name}: algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, "
+                         f"got {algorithm!r}")
+    if groups != 1:
+        if algorithm not in ("auto", "im2col"):
+            raise ValueError(f"{name}: algorithm={algorithm!r} computes ungrouped convolutions "
+                             f"only, got groups={groups}; use algorithm='im2col' or 'auto'")
+        return "im2col"
+    if algorithm == "auto":
+        return choose_algorithm(direction, input_shape, geometry.output_hw, kernel_shape,
+                                geometry.strides, geometry.dilation)
+    if algorithm != "im2col" and not winograd_serves(geometry.kernel, geometry.strides,
+                                                     geometry.dilation):
+        raise ValueError(
+            f"{name}: algorithm={algorithm!r} computes 3x3 convolutions at stride 1 and "
+            f"dilation 1 only, got kernel_size={geometry.kernel}, strides={geometry.strides}, "
+            f"dilation_rate={geometry.dilation}; use algorithm='im2col' or 'auto'")
+    return algorithm
+
+
+@dataclass(frozen=True, eq=False)
+class WinogradKernel:
+    """A 3x3 kernel in Winograd's transformed domain, for one algorithm (tile size).
+
+    ``forward`` is G g G^T, (cells, in_channels, filters), what the forward pass multiplies
+    by; ``input_grad`` the same of the kernel rotated by 180 degrees with its channels
+    swapped, (cells, filters, in_channels), what the input gradient multiplies by.
+    """
+    algorithm: str
+    kernel_shape: tuple
+    forward: np.ndarray
+    input_grad: np.ndarray
+
+
+def winograd_kernel_transform(kernel, algorithm="winograd", name="conv2d"):
+    """`kernel` (3, 3, in, filters) transformed for Winograd `algorithm`, in float64 and
+    rounded once to the kernel's dtype.
+
+    conv2d and conv2d_backward compute this on every call unless they find it in their
+    ``kernel_transforms`` argument; a layer whose kernel changes once per training step
+    can compute it once per step there (see conv2d).
+    """
+    if algorithm not in WINOGRAD_TILES:
+        raise ValueError(f"{name}: a Winograd algorithm is one of "
+                         f"{', '.join(map(repr, WINOGRAD_TILES))}, got {algorithm!r}")
+    kernel = np.asarray(kernel)
+    dtype = float_dtype(kernel.dtype, name)
+    if kernel.ndim != 4 or kernel.shape[:2] != (3, 3) or min(kernel.shape) < 1:
+        raise ValueError(f"{name}: Winograd transforms a (3, 3, in_channels, filters) kernel, "
+                         f"got shape {kernel.shape}")
+    g = WINOGRAD_G[WINOGRAD_TILES[algorithm]]
+    cells = g.shape[0] ** 2
+
+    def transform(k):
+        transformed = np.einsum("ip,jq,pqcf->ijcf", g, g, k, dtype=np.float64)
+        return np.ascontiguousarray(transformed.reshape(cells, *k.shape[2:]), dtype=dtype)
+
+    rotated = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+    return WinogradKernel(algorithm, kernel.shape, transform(kernel), transform(rotated))
+
+
+def _winograd_kernel(kernel, algorithm, kernel_transforms, name):
+    """The transformed kernel from the caller's cache, or computed (and cached there)."""
+    if kernel_transforms is None:
+        return winograd_kernel_transform(kernel, algorithm, name)
+    if not isinstance(kernel_transforms, dict):
+        raise TypeError(f"{name}: kernel_transforms must be a dict or None, got "
+                        f"{type(kernel_transforms).__name__}")
+    cached = kernel_transforms.get(algorithm)
+    if cached is None:
+        cached = kernel_transforms[algorithm] = winograd_kernel_transform(kernel, algorithm,
+                                                                          name)
+    elif (not isinstance(cached, WinogradKernel) or cached.algorithm != algorithm
+          or cached.kernel_shape != kernel.shape or cached.forward.dtype != kernel.dtype):
+        raise ValueError(f"{name}: kernel_transforms[{algorithm!r}] is not a transform of a "
+                         f"{kernel.dtype} kernel of shape {kernel.shape} for {algorithm!r}")
+    return cached
+
+
+def _winograd_block_tiles(tile, in_channels, out_channels, itemsize):
+    """Tiles per block: their transforms on both sides fit in WINOGRAD_BLOCK_BYTES."""
+    cells = (tile + 2) ** 2
+    lanes = 16  # channels are transformed 16 at a time, so each side is padded to that
+    width = -(-in_channels // lanes) * lanes + -(-out_channels // lanes) * lanes
+    return max(1, WINOGRAD_BLOCK_BYTES // (cells * width * itemsize))
+
+
+def _winograd_conv(src, mask, transformed, bias, out, top, left, tile, relu):
+    """out = the 3x3 convolution of src with a transformed kernel (see _core/winograd.pyx)."""
+    threads = get_num_threads()
+    in_channels, filters = transformed.shape[1:]
+    block = _winograd_block_tiles(tile, in_channels, filters, src.itemsize)
+    scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, in_channels,
+                                                         filters, False), src.dtype)
+    with _sequential_blas:
+        _winograd.winograd_conv(src, mask, transformed, bias, out, scratch, tile, tile, top,
+                                left, block, relu, threads)
+
+
+def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
+    """(grad_kernel (3, 3, C, F), grad_bias) by Winograd, summed over fixed partials in order."""
+    threads = get_num_threads()
+    n, channels, filters = x.shape[0], x.shape[3], grad_out.shape[3]
+    block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 3)
+    scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
+                                                         True), x.dtype)
+    tiles = n * -(-grad_out.shape[1] // tile) * -(-grad_out.shape[2] // tile)
+    # Each partial sum costs a transformed-domain buffer of the whole kernel, cleared and
+    # transformed back once: it needs enough tiles to be worth that.
+    n_partials = max(1, min(n, MAX_GRADIENT_PARTIALS, tiles // WINOGRAD_MIN_PARTIAL_TILES))
+    partials = np.empty((n_partials, 9, channels, filters), dtype=x.dtype)
+    bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
+    g = WINOGRAD_G[tile]
+    with _sequential_blas:
+        _winograd.winograd_kernel_gradient(x, grad_out, relu_output, g, g, partials,
+                                           bias_partials, scratch, tile, tile, top, left, block,
+                                           threads)
+    grad_kernel, grad_bias = partials[0], bias_partials[0]
+    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
+        grad_kernel += partials[p]
+        grad_bias += bias_partials[p]
+    return grad_kernel.reshape(3, 3, channels, filters), grad_bias
+
+
 # ----------------------------------------------------------------------------- convolution
 
 def _check_kernel(kernel, input_shape, bias, groups, depthwise, name):
@@ -349,7 +547,7 @@ def _output_gradient(grad_out, expected, dtype, name, relu_output=None):
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, relu=False,
-           groups=1, name="conv2d"):
+           groups=1, algorithm="auto", kernel_transforms=None, name="conv2d"):
     """2-D convolution (cross-correlation, like Keras and PyTorch) of NHWC `x`.
 
     With ``relu=True`` the output is max(conv + bias, 0), applied while each
@@ -357,9 +555,30 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
     (kh, kw, in_channels/groups, filters) and filters f*filters/groups .. see only
     input channels f*in_channels/groups ..; each group is unfolded and multiplied on its
     own. Returns (N, out_h, out_w, filters) in the kernel's dtype.
+
+    ``algorithm``: "im2col" (im2col + GEMM: any shape, im2col's summation order),
+    "winograd" (F(2x2, 3x3)) or "winograd4" (F(4x4, 3x3), faster, less accurate in
+    float32), which serve ungrouped 3x3 kernels at stride 1 and dilation 1 only, or "auto"
+    (choose_algorithm's rule).
+
+    ``kernel_transforms``: None, or a dict the caller keeps beside the kernel. A Winograd
+    algorithm transforms the kernel on every call, unless it finds the transform there
+    under its name; it stores the one it computes there. The caller must empty the dict
+    whenever the kernel changes (nothing here can tell), e.g. a layer keeps one per
+    version of its kernel, so the kernel is transformed once per training step.
     """
     x, kernel, bias, geometry, groups = _conv_setup(x, kernel, bias, strides, padding,
                                                     dilation_rate, name, groups)
+    algorithm = _algorithm(algorithm, "forward", geometry, x.shape, kernel.shape, name, groups)
+    if algorithm in WINOGRAD_TILES:
+        out = np.empty((x.shape[0], *geometry.output_hw, kernel.shape[3]), dtype=kernel.dtype)
+        if out.size == 0:
+            return out
+        transformed = _winograd_kernel(kernel, algorithm, kernel_transforms, name)
+        (top, _), (left, _) = geometry.padding
+        _winograd_conv(x, None, transformed.forward, bias, out, top, left,
+                       WINOGRAD_TILES[algorithm], bool(relu))
+        return out
     return _conv_forward(x, kernel, bias, geometry, groups, relu)
 
 
@@ -380,21 +599,38 @@ def _conv_forward(x, kernel, bias, geometry, groups, relu):
 
 
 def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_rate=1,
-                    need_input_grad=True, relu_output=None, groups=1, name="conv2d"):
+                    need_input_grad=True, relu_output=None, groups=1, algorithm="auto",
+                    kernel_transforms=None, name="conv2d"):
     """Gradients of conv2d: (grad_x or None, grad_kernel, grad_bias).
 
     With ``relu_output``, the output of ``conv2d(..., relu=True)``, `grad_out` is the
     gradient of that output, and the ReLU's derivative is applied inside the kernel, a
     block at a time (the same numbers as ``relu_backward`` first, without its pass).
 
-    The kernel gradient is a sum of partial sums over fixed groups of images,
+    ``algorithm`` and ``kernel_transforms`` as in conv2d; both gradients use the same
+    algorithm. The kernel gradient is a sum of partial sums over fixed groups of images,
     added in a fixed order, so results are identical at any number of threads.
     """
     x, kernel, _, geometry, groups = _conv_setup(x, kernel, None, strides, padding,
                                                  dilation_rate, name, groups)
+    algorithm = _algorithm(algorithm, "backward", geometry, x.shape, kernel.shape, name, groups)
     expected = (x.shape[0], *geometry.output_hw, kernel.shape[3])
     grad_out, relu_output = _output_gradient(grad_out, expected, kernel.dtype, name,
                                              relu_output)
+    if algorithm in WINOGRAD_TILES and grad_out.size:
+        tile = WINOGRAD_TILES[algorithm]
+        (top, _), (left, _) = geometry.padding
+        grad_kernel, grad_bias = _winograd_kernel_gradient(x, grad_out, relu_output, top, left,
+                                                           tile)
+        grad_x = None
+        if need_input_grad:
+            grad_x = np.empty_like(x)
+            # The input gradient is a 3x3 convolution of the output gradient with the
+            # kernel rotated by 180 degrees: the window of grad_x[i] starts 2 - top above.
+            transformed = _winograd_kernel(kernel, algorithm, kernel_transforms, name)
+            _winograd_conv(grad_out, relu_output, transformed.input_grad, None, grad_x,
+                           2 - top, 2 - left, tile, False)
+        return grad_x, grad_kernel, grad_bias
     return _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_input_grad)
 
 

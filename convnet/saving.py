@@ -69,7 +69,10 @@ def _create_beside(target):
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
 
 
-def _write_atomically(filepath, header, arrays):
+def write_atomically(filepath, write):
+    """Call ``write(f)`` on a new file beside `filepath`, fsync it and ``os.replace`` it into
+    place: an interrupted save leaves the previous file whole (convnet.keras_format's
+    .keras files are written through here too)."""
     # Through a symbolic link, the file it points to is the one to replace.
     target = os.path.realpath(os.fsdecode(filepath))
     if os.path.islink(target):  # realpath stops where links loop
@@ -78,18 +81,12 @@ def _write_atomically(filepath, header, arrays):
         existing_mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         existing_mode = None
-    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     fd, tmp_path = _create_beside(target)
-    digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as f:
             if existing_mode is not None:  # overwriting keeps the file's mode, as open("w") does
                 os.chmod(tmp_path, existing_mode)
-            for chunk in (MAGIC, struct.pack("<Q", len(header_bytes)), header_bytes,
-                          *(memoryview(a).cast("B") for a in arrays)):
-                digest.update(chunk)
-                f.write(chunk)
-            f.write(digest.digest())
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
@@ -99,6 +96,20 @@ def _write_atomically(filepath, header, arrays):
         except OSError:
             pass
         raise
+
+
+def _write_atomically(filepath, header, arrays):
+    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+
+    def write(f):
+        digest = hashlib.sha256()
+        for chunk in (MAGIC, struct.pack("<Q", len(header_bytes)), header_bytes,
+                      *(memoryview(a).cast("B") for a in arrays)):
+            digest.update(chunk)
+            f.write(chunk)
+        f.write(digest.digest())
+
+    write_atomically(filepath, write)
 
 
 def _weights_header(arrays):

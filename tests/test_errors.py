@@ -102,6 +102,24 @@ BAD_OPS = {
     "fold of mismatched statistics": (lambda: kernels.fold_batch_norm(
         W, None, None, None, np.zeros(3, np.float32), np.ones(3, np.float32)), ValueError,
         r": mean must have shape \(4,\)"),
+    "Winograd forced on a 5x5 kernel": (lambda: kernels.conv2d(
+        X, np.zeros((5, 5, 3, 4), np.float32), algorithm="winograd"), ValueError,
+        r"algorithm='winograd' computes 3x3 .* kernel_size=\(5, 5\)"),
+    "Winograd forced at stride 2": (lambda: kernels.conv2d(X, W, strides=2, algorithm="winograd4"),
+                                    ValueError, r"stride 1 .* strides=\(2, 2\)"),
+    "Winograd forced at dilation 2": (lambda: kernels.conv2d_backward(
+        X, W, np.zeros((2, 4, 4, 4), np.float32), dilation_rate=2, algorithm="winograd"),
+        ValueError, r"dilation_rate=\(2, 2\)"),
+    "unknown algorithm": (lambda: kernels.conv2d(X, W, algorithm="fft"), ValueError,
+                          "algorithm must be one of"),
+    "kernel_transforms not a dict": (lambda: kernels.conv2d(
+        X, W, algorithm="winograd", kernel_transforms=[1]), TypeError, "kernel_transforms"),
+    "kernel_transforms of another kernel shape": (lambda: kernels.conv2d(
+        X, W, algorithm="winograd", kernel_transforms={
+            "winograd": kernels.winograd_kernel_transform(np.zeros((3, 3, 3, 5), np.float32))}),
+        ValueError, r"kernel_transforms\['winograd'\]"),
+    "Winograd transform of a 5x5 kernel": (lambda: kernels.winograd_kernel_transform(
+        np.zeros((5, 5, 3, 4))), ValueError, r"\(3, 3, in_channels, filters\)"),
     "pool window larger than input": (lambda: kernels.max_pool2d(X, 9), ValueError, "pool_size"),
     "pool padding as large as the window": (lambda: kernels.avg_pool2d(X, 2, padding=2),
                                             ValueError, "smaller than pool_size"),
@@ -364,6 +382,71 @@ BAD_LAYERS = {
         ValueError, "does not broadcast"),
     "wrong rank into Conv2D": (lambda: layers.Conv2D(2, 3)(np.zeros((4, 4, 3))), ValueError,
                                "Conv2D 'conv2d.*4-D"),
+    # Issue 14: grouped, depthwise, separable and transposed convolutions, batch normalization
+    "Conv2D groups not dividing filters": (lambda: layers.Conv2D(6, 3, groups=4), ValueError,
+                                           r"Conv2D 'conv2d.*groups=4 must divide filters=6"),
+    "Conv2D groups not dividing the input channels": (
+        lambda: layers.Conv2D(6, 3, groups=3)(np.zeros((1, 5, 5, 4), np.float32)), ValueError,
+        r"Conv2D 'conv2d.*groups=3 must divide the input's 4 channels"),
+    "Conv2D groups 0": (lambda: layers.Conv2D(6, 3, groups=0), ValueError, "groups must be >= 1"),
+    "Conv2D groups float": (lambda: layers.Conv2D(6, 3, groups=1.5), TypeError, "groups"),
+    "DepthwiseConv2D depth_multiplier 0": (lambda: layers.DepthwiseConv2D(3, depth_multiplier=0),
+                                           ValueError, "DepthwiseConv2D.*depth_multiplier"),
+    "DepthwiseConv2D kernel larger than the input": (
+        lambda: layers.DepthwiseConv2D(5)(np.zeros((1, 3, 3, 2), np.float32)), ValueError,
+        "DepthwiseConv2D.*does not fit"),
+    "DepthwiseConv2D unknown channels": (
+        lambda: layers.DepthwiseConv2D(3)(keras.Input((5, 5, None))), ValueError,
+        "channel dimension of the input must be known"),
+    "SeparableConv2D filters 0": (lambda: layers.SeparableConv2D(0, 3), ValueError,
+                                  "SeparableConv2D.*filters"),
+    "SeparableConv2D bad padding": (lambda: layers.SeparableConv2D(2, 3, padding="full"),
+                                    ValueError, "SeparableConv2D.*padding"),
+    "Conv2DTranspose output_padding not below strides": (
+        lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=2), ValueError,
+        r"Conv2DTranspose.*output_padding \(2, 2\) must be smaller than strides"),
+    "Conv2DTranspose output_padding with stride 1": (
+        lambda: layers.Conv2DTranspose(2, 3, output_padding=(0, 1)), ValueError,
+        "output_padding"),
+    "Conv2DTranspose negative output_padding": (
+        lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=-1), ValueError,
+        "output_padding must be >= 0"),
+    "Conv2DTranspose strides with dilation": (
+        lambda: layers.Conv2DTranspose(2, 3, strides=2, dilation_rate=2), ValueError,
+        "strides > 1 together with dilation_rate > 1"),
+    "Conv2DTranspose explicit padding": (lambda: layers.Conv2DTranspose(2, 3, padding=1),
+                                         ValueError, "Conv2DTranspose.*'valid' or 'same'"),
+    "Conv2DTranspose empty output": (
+        lambda: layers.Conv2DTranspose(2, 2, padding="same", output_padding=0)(
+            np.zeros((1, 1, 1, 3), np.float32)), ValueError, "empty output"),
+    "BatchNormalization axis out of range": (
+        lambda: layers.BatchNormalization(axis=4)(np.zeros((2, 3, 3, 2), np.float32)),
+        ValueError, r"BatchNormalization 'batch_normalization.*axis=4 is out of range"),
+    "BatchNormalization axis as a float": (lambda: layers.BatchNormalization(axis=1.0),
+                                           TypeError, "axis must be an int"),
+    "BatchNormalization axis as a list": (lambda: layers.BatchNormalization(axis=[1, 2]),
+                                          TypeError, "axis must be an int"),
+    "BatchNormalization momentum 1.5": (lambda: layers.BatchNormalization(momentum=1.5),
+                                        ValueError, "momentum"),
+    "BatchNormalization epsilon nan": (lambda: layers.BatchNormalization(epsilon=float("nan")),
+                                       ValueError, "epsilon"),
+    "BatchNormalization negative epsilon": (lambda: layers.BatchNormalization(epsilon=-1e-3),
+                                            ValueError, "epsilon"),
+    "BatchNormalization center as a string": (lambda: layers.BatchNormalization(center="no"),
+                                              TypeError, "center"),
+    "BatchNormalization synchronized": (lambda: layers.BatchNormalization(synchronized=True),
+                                        ValueError, "synchronized=True is not supported"),
+    "BatchNormalization renorm": (lambda: layers.BatchNormalization(renorm=True), ValueError,
+                                  "renorm=True"),
+    "BatchNormalization unknown channels": (
+        lambda: layers.BatchNormalization()(keras.Input((4, 4, None))), ValueError,
+        "size of axis -1 must be known"),
+    "BatchNormalization empty batch in training": (
+        lambda: layers.BatchNormalization()(np.zeros((0, 3), np.float32), training=True),
+        ValueError, "empty input"),
+    "BatchNormalization input of the wrong size": (
+        lambda: (lambda bn: (bn(np.zeros((2, 3), np.float32)), bn(np.zeros((2, 4), np.float32))))(
+            layers.BatchNormalization()), ValueError, r"built for inputs of shape \(None, 3\)"),
 }
 
 
@@ -688,6 +771,12 @@ BAD_DATA = {
     "export to a format convnet does not write": (
         lambda m: m.export("m.onnx", format="tf_saved_model"), ValueError,
         "unsupported format 'tf_saved_model'; convnet exports to 'onnx'"),
+    "save under Keras 2's legacy .h5 name": (
+        lambda m: m.save("model.h5"), ValueError, "legacy HDF5 format.*'.keras'"),
+    "save to .keras what Keras cannot express": (
+        lambda m: keras.Sequential([keras.Input((4, 4, 1)), layers.MaxPooling2D(
+            3, ceil_mode=True)]).save("never.keras"), ValueError,
+        "MaxPooling2D 'max_pooling2d.*': ceil_mode=True has no equivalent in Keras' format"),
     "one-hot targets for the sparse loss": (
         lambda m: m.fit(np.zeros((2, 4, 4, 1)), np.eye(3)[:2], verbose=0), ValueError,
         "labels of shape"),

@@ -134,6 +134,18 @@ def test_fashion_mnist_resnet_example(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "fashion_mnist_resnet.cnet").exists()
 
 
+def test_fashion_mnist_batch_norm_example(tmp_path, monkeypatch, capsys):
+    names = _run("fashion_mnist_bn.py", "--fast", "--out", str(tmp_path), cwd=tmp_path,
+                 monkeypatch=monkeypatch)
+    out = capsys.readouterr().out
+    assert "Non-trainable params: 448" in out        # the moving statistics
+    assert "Test accuracy: " in out
+    assert "Folded: 17 -> 14 layers" in out and "the same class for 100.00%" in out
+    _check_training_curves(names["fig"], "fashion_mnist_bn", epochs=1)
+    assert (tmp_path / "fashion_mnist_bn_training.png").stat().st_size > 10_000
+    assert (tmp_path / "fashion_mnist_bn.cnet").exists()
+
+
 def test_training_curves_tick_whole_epochs_only():
     from convnet import plot
     for epochs in (1, 2, 5, 12, 40):

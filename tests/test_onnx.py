@@ -267,6 +267,61 @@ CASES.update({
 })
 # -- end of the issue 14 layers --
 
+
+def _normalized(model):
+    """Positive moving variances (the random 1-D weights of _randomized may be negative)."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.moving_variance.assign(np.abs(layer.moving_variance.numpy()) + 0.5)
+    return model
+
+
+# Issue 14: grouped, depthwise, separable and transposed convolutions, batch normalization
+CASES.update({
+    "conv groups relu": lambda: _seq((6, 7, 4), layers.Conv2D(6, 3, groups=2,
+                                                              activation="relu")),
+    "conv groups channels_first same stride 2": lambda: _seq(
+        (8, 7, 6), layers.Conv2D(4, 3, strides=2, padding="same", groups=4,
+                                 data_format="channels_first")),
+    "depthwise multiplier 2 same stride 2": lambda: _seq(
+        (7, 8, 3), layers.DepthwiseConv2D(3, 2, "same", depth_multiplier=2, activation="relu")),
+    "depthwise channels_first dilated": lambda: _seq(
+        (3, 9, 8), layers.DepthwiseConv2D((3, 2), dilation_rate=(2, 1),
+                                          data_format="channels_first")),
+    "depthwise without bias": lambda: _seq((6, 6, 3), layers.DepthwiseConv2D(3, use_bias=False)),
+    "separable relu": lambda: _seq(
+        (8, 8, 3), layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2,
+                                          activation="relu")),
+    "separable channels_first strided without bias": lambda: _seq(
+        (3, 9, 8), layers.SeparableConv2D(5, (3, 2), strides=2, use_bias=False,
+                                          data_format="channels_first")),
+    "transpose valid stride 2 relu": lambda: _seq(
+        (5, 4, 3), layers.Conv2DTranspose(4, 3, strides=2, activation="relu")),
+    "transpose valid stride 3 past the kernel": lambda: _seq(
+        (5, 4, 3), layers.Conv2DTranspose(4, 2, strides=3)),
+    "transpose valid output_padding": lambda: _seq(
+        (5, 4, 3), layers.Conv2DTranspose(4, (3, 2), strides=(2, 3), output_padding=(1, 2))),
+    "transpose same stride 2": lambda: _seq(
+        (5, 4, 3), layers.Conv2DTranspose(4, 3, strides=2, padding="same")),
+    "transpose same even kernel output_padding": lambda: _seq(
+        (5, 4, 3), layers.Conv2DTranspose(4, (4, 2), strides=2, padding="same",
+                                          output_padding=(1, 0))),
+    "transpose same dilation": lambda: _seq(
+        (5, 6, 3), layers.Conv2DTranspose(2, 3, padding="same", dilation_rate=(2, 3))),
+    "transpose channels_first": lambda: _seq(
+        (3, 5, 4), layers.Conv2DTranspose(2, 3, strides=2, padding="same",
+                                          data_format="channels_first", activation="tanh")),
+    "batch norm after conv": lambda: _normalized(_seq(
+        (6, 6, 3), layers.Conv2D(4, 3, use_bias=False), layers.BatchNormalization(),
+        layers.ReLU())),
+    "batch norm axis 1 after channels_first conv": lambda: _normalized(_seq(
+        (3, 6, 6), layers.Conv2D(4, 3, data_format="channels_first"),
+        layers.BatchNormalization(axis=1, epsilon=0.1))),
+    "batch norm without center and scale on a matrix": lambda: _normalized(_seq(
+        (6,), layers.Dense(4), layers.BatchNormalization(center=False, scale=False))),
+    "batch norm of the input": lambda: _normalized(_seq((5, 4, 3), layers.BatchNormalization())),
+})
+
 # ceil_mode: (input size, pool, stride, padding). Each was chosen for its last window:
 CEIL_CASES = {
     "adds a window past the input": (6, 3, 2, "valid"),            # 3 windows, floor has 2
@@ -333,6 +388,34 @@ def test_free_image_size_and_dynamic_batch(opset):
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[3].dim_value == 3
     assert not dims[1].HasField("dim_value") and not dims[2].HasField("dim_value")
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("padding, output_padding", [("valid", None), ("same", None),
+                                                     ("same", 1), ("valid", 1)])
+def test_transposed_convolution_on_free_image_sizes(opset, padding, output_padding):
+    """Its pads and output_padding do not depend on the input size."""
+    model = _seq((None, None, 3), layers.Conv2DTranspose(
+        2, 3, strides=2, padding=padding, output_padding=output_padding),
+        layers.DepthwiseConv2D(3, padding="same"))
+    _exported_matches(model, opset, sizes=[(4, 5, 3), (7, 3, 3)])
+
+
+@pytest.mark.parametrize("stack, op", [
+    ((layers.DepthwiseConv2D(3, dtype="float64"),), "Conv"),
+    ((layers.Conv2DTranspose(2, 3, dtype="float64"),), "ConvTranspose"),
+])
+def test_float64_convolution_variants_are_refused(stack, op):
+    model = _seq((5, 5, 2), *stack, dtype="float64")
+    with pytest.raises(ValueError, match=f"{stack[0].describe()}.*float64 kernel for the {op}"):
+        onnx_export.to_onnx(model)
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+def test_float64_batch_normalization_runs_in_double(opset):
+    model = _normalized(_seq((4, 3), layers.BatchNormalization(axis=1, dtype="float64"),
+                             dtype="float64"))
+    _exported_matches(model, opset, atol=1e-12, rtol=1e-12)
 
 
 def test_flatten_negative_control_a_plain_nchw_flatten_is_wrong(monkeypatch):

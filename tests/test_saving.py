@@ -26,7 +26,7 @@ def _model():
 def test_save_and_load_round_trip_bit_exactly(tmp_path, rng):
     model = _model()
     x = rng.standard_normal((5, 8, 8, 2)).astype(np.float32)
-    path = tmp_path / "model.keras"
+    path = tmp_path / "model.cnet"
     model.save(path)
     loaded = keras.load_model(path)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
@@ -48,7 +48,7 @@ def test_weights_round_trip(tmp_path):
 
 
 def _saved_bytes(tmp_path):
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.cnet"
     _model().save(path)
     return path, path.read_bytes()
 
@@ -189,7 +189,7 @@ def test_a_pickle_is_never_unpickled(tmp_path):
         def __reduce__(self):
             return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
 
-    path = tmp_path / "evil.keras"
+    path = tmp_path / "evil.cnet"
     path.write_bytes(pickle.dumps(Boom()))
     with pytest.raises(ModelFileError, match="magic"):
         keras.load_model(path)
@@ -221,7 +221,7 @@ def test_a_failed_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         model.save(path)
     assert path.read_bytes() == data
-    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]   # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["m.cnet"]   # no temporary file left
 
 
 def test_forged_huge_sizes_are_refused_without_allocating(tmp_path):
@@ -244,8 +244,8 @@ def test_a_model_built_from_data_without_input_reloads(tmp_path, rng):
     model.compile("sgd", "mse")
     x = rng.standard_normal((4, 6, 6, 1)).astype(np.float32)
     model.fit(x, np.zeros((4, 2)), verbose=0)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.load_model(tmp_path / "m.keras")
+    model.save(tmp_path / "m.cnet")
+    loaded = keras.load_model(tmp_path / "m.cnet")
     assert loaded.input_shape == (None, 6, 6, 1)
     assert loaded.predict(x).tobytes() == model.predict(x).tobytes()
 
@@ -259,13 +259,13 @@ def _mode(path):
 def test_a_new_file_gets_the_mode_open_would_give_it(tmp_path, umask):
     old = os.umask(umask)
     try:
-        _model().save(tmp_path / "m.keras")
+        _model().save(tmp_path / "m.cnet")
         _model().save_weights(tmp_path / "w.bin")
         with open(tmp_path / "plain", "w"):
             pass
     finally:
         os.umask(old)
-    assert _mode(tmp_path / "m.keras") == _mode(tmp_path / "w.bin") == 0o666 & ~umask
+    assert _mode(tmp_path / "m.cnet") == _mode(tmp_path / "w.bin") == 0o666 & ~umask
     assert _mode(tmp_path / "plain") == 0o666 & ~umask
 
 
@@ -276,16 +276,16 @@ def test_overwriting_keeps_the_files_mode(tmp_path):
         os.chmod(path, mode)
         _model().save(path)
         assert _mode(path) == mode
-    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]   # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["m.cnet"]   # no temporary file left
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
 def test_saving_through_a_symlink_writes_its_target(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "links").mkdir()
-    target = tmp_path / "models" / "m.keras"
-    link = tmp_path / "links" / "latest.keras"
-    os.symlink(os.path.join("..", "models", "m.keras"), link)    # relative, dangling at first
+    target = tmp_path / "models" / "m.cnet"
+    link = tmp_path / "links" / "latest.cnet"
+    os.symlink(os.path.join("..", "models", "m.cnet"), link)    # relative, dangling at first
     model = _model()
     model.save(link)
     assert link.is_symlink() and target.is_file() and not target.is_symlink()
@@ -294,8 +294,8 @@ def test_saving_through_a_symlink_writes_its_target(tmp_path):
     assert link.is_symlink()
     np.testing.assert_array_equal(keras.load_model(target).get_weights()[0],
                                   model.get_weights()[0])
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.keras"]
-    assert sorted(p.name for p in (tmp_path / "links").iterdir()) == ["latest.keras"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m.cnet"]
+    assert sorted(p.name for p in (tmp_path / "links").iterdir()) == ["latest.cnet"]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")

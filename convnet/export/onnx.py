@@ -42,7 +42,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from .. import __version__, activations, kernels
 from .. import layers as layers_module
 from ..models import Functional, Sequential
-from ..utils import conv_output_length
+from ..utils import conv_output_length, conv_transpose_padding
 
 #: the opsets this exporter writes, each with the oldest IR version that carries it: the
 #: file then loads in ONNX Runtimes as old as the opset allows (onnx's own default IR
@@ -197,10 +197,9 @@ class GraphBuilder:
 # ----------------------------------------------------------------------------- operations
 # Each takes the model's tensors, in whatever order they are stored, writes its nodes and
 # returns its output. The emitters below call them, and so will the emitters of the layers
-# still to come (grouped, depthwise, separable and transposed convolutions, batch and layer
-# normalization, Rescaling and Normalization, the merge layers, Reshape, Permute,
-# Cropping2D, UpSampling2D, PReLU, ELU), a few lines each. Their tests hold them to NumPy's
-# formula of the operation.
+# still to come (layer normalization, Rescaling and Normalization, the merge layers,
+# Reshape, Permute, Cropping2D, UpSampling2D, PReLU, ELU), a few lines each. Their tests
+# hold them to NumPy's formula of the operation.
 
 def _nchw_order(data_format):
     """The stored order that puts a 4-D tensor in `data_format` in ONNX's NCHW."""
@@ -599,8 +598,69 @@ def _emit_conv2d(layer, builder, inputs):
     pads = _explicit_pads(layer, builder, builder.info[x].shape, layer.kernel_size,
                           layer.strides, layer.dilation_rate)
     z = conv2d(builder, x, layer.kernel, layer.bias, layer.strides, layer.dilation_rate, pads,
-               layer.data_format, _before_activation(layer))
+               layer.data_format, _before_activation(layer), groups=layer.groups)
     return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+def _depthwise(layer, builder, x, kernel, bias, hint):
+    """Keras' depthwise convolution of the layer's window: a Conv with one group per
+    input channel."""
+    pads = _explicit_pads(layer, builder, builder.info[x].shape, layer.kernel_size,
+                          layer.strides, layer.dilation_rate)
+    kernel = np.asarray(kernel)
+    return conv2d(builder, x, depthwise_kernel(kernel), bias, layer.strides, layer.dilation_rate,
+                  pads, layer.data_format, hint, groups=kernel.shape[2])
+
+
+@register(layers_module.DepthwiseConv2D)
+def _emit_depthwise_conv2d(layer, builder, inputs):
+    (x,) = inputs
+    z = _depthwise(layer, builder, x, layer.kernel, layer.bias, _before_activation(layer))
+    return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+@register(layers_module.SeparableConv2D)
+def _emit_separable_conv2d(layer, builder, inputs):
+    """The depthwise Conv (no bias), then a 1x1 Conv with the bias."""
+    (x,) = inputs
+    depthwise = _depthwise(layer, builder, x, layer.depthwise_kernel, None,
+                           f"{layer.name}/depthwise")
+    z = conv2d(builder, depthwise, layer.pointwise_kernel, layer.bias, (1, 1), (1, 1),
+               [0, 0, 0, 0], layer.data_format, _before_activation(layer))
+    return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+@register(layers_module.Conv2DTranspose)
+def _emit_conv2d_transpose(layer, builder, inputs):
+    """ConvTranspose with Keras' output size: its full result (n-1)*s + k cut by the crop
+    Keras' rule gives at the start and, at the end, by what is left over, or lengthened by
+    output_padding where Keras' output is longer than the full result. Both amounts are the
+    same for every input size, so a size left as None exports too."""
+    (x,) = inputs
+    begins, ends, extra = [], [], []
+    for axis, (k, s, d) in enumerate(zip(layer.kernel_size, layer.strides,
+                                         layer.dilation_rate)):
+        output_padding = None if layer.output_padding is None else layer.output_padding[axis]
+        length, crop = conv_transpose_padding(1, k, s, layer.padding, output_padding, d)
+        after = d * (k - 1) + 1 - crop - length     # at n = 1 the full result is k long
+        begins.append(crop)
+        ends.append(max(after, 0))
+        extra.append(max(-after, 0))
+    z = conv2d_transpose(builder, x, layer.kernel, layer.bias, layer.strides,
+                         layer.dilation_rate, begins + ends, extra, layer.data_format,
+                         _before_activation(layer))
+    return [emit_activation(layer.activation, builder, z, layer.name)]
+
+
+@register(layers_module.BatchNormalization)
+def _emit_batch_normalization(layer, builder, inputs):
+    """The inference map with the moving statistics (an exported model only infers)."""
+    (x,) = inputs
+    return [batch_normalization(builder, x, layer.axis, layer.moving_mean.numpy(),
+                                layer.moving_variance.numpy(),
+                                None if layer.gamma is None else layer.gamma.numpy(),
+                                None if layer.beta is None else layer.beta.numpy(),
+                                layer.epsilon, layer.name)]
 
 
 @register(layers_module.Dense)

@@ -2,7 +2,8 @@
 from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
                            RandomRotation, RandomTranslation, RandomZoom)
 from .base import Layer
-from .convolutional import Conv2D
+from .batch_normalization import BatchNormalization
+from .convolutional import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax,
                    ZeroPadding2D)
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
@@ -24,6 +25,8 @@ _MISC_LAYERS = (Reshape, Permute, UpSampling2D, Cropping2D, Identity, SpatialDro
 # -- end of the issue 14 layers --
 
 Convolution2D = Conv2D
+Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D
 
 #: every layer class a model file may name; nothing else is ever instantiated on load
 LAYER_CLASSES = {cls.__name__: cls for cls in (
@@ -31,6 +34,9 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
     Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Operation,
     *_MISC_LAYERS)}
+# Batch normalization and the convolution variants (issue 14)
+LAYER_CLASSES.update({cls.__name__: cls for cls in (
+    BatchNormalization, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose)})
 
 
 def serialize(layer):
@@ -44,6 +50,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (
     RandomBrightness)})
 
 
-__all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "MaxPool2D", "AvgPool2D",
+__all__ = ["Layer", *LAYER_CLASSES, "Input", "Convolution2D", "Convolution2DTranspose",
+           "SeparableConvolution2D", "MaxPool2D", "AvgPool2D",
            "GlobalAvgPool2D", "GlobalMaxPool2D", "add", "subtract", "multiply", "average",
            "maximum", "minimum", "concatenate", "serialize"]

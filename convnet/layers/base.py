@@ -339,6 +339,17 @@ class Layer:
 
     def _maybe_build(self, input_shape):
         if self.built:
+            if self.input_shape is None and input_shape is not None \
+                    and self.__dict__.get("first_input_shape") is None:
+                # A layer built at construction (no weights) remembers what it was first
+                # called on, without holding later calls to it: Keras' files record it.
+                def batchless(shape):
+                    if isinstance(shape, tuple):
+                        return (None, *shape[1:])
+                    if isinstance(shape, list):
+                        return [batchless(s) for s in shape]
+                    return shape
+                self.first_input_shape = batchless(input_shape)
             return
         with _Locks.build:  # concurrent first calls build once
             if not self.built:

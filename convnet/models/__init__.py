@@ -1,12 +1,12 @@
 """Models: the Model base (model.py, with the training loop of convnet.trainer), Sequential,
 functional models (functional.py), cloning, and loading a model from a file.
 
-Dependencies run one way: models -> saving (the file format) -> optimizers/losses; saving
-never imports models.
+Dependencies run one way: models -> saving and keras_format (the file formats) ->
+optimizers/losses; neither imports models when imported.
 """
 import json
 
-from .. import saving
+from .. import keras_format
 from ..layers import LAYER_CLASSES
 from ..saving import ModelFileError
 from ..variables import deferred_initialization
@@ -54,8 +54,12 @@ def load_model(filepath, compile=True, safe_mode=True):
     The architecture is rebuilt with its weights' shapes only (no weight is
     allocated or initialised), those shapes are compared with the file's, and only
     then does each weight take the array the file holds.
+
+    The file's first bytes pick the reader: a Keras 3 ``.keras`` archive
+    (convnet.keras_format), else convnet's own format (convnet.saving).
     """
-    header, arrays = saving.read_model_file(filepath)
+    source = keras_format.format_for_loading(filepath)
+    header, arrays = source.read_model_file(filepath)
     with deferred_initialization():
         try:
             # Files from before functional models name no class: they hold a Sequential.
@@ -64,13 +68,13 @@ def load_model(filepath, compile=True, safe_mode=True):
             if isinstance(model, Sequential) and model._layers and not model.built:
                 model.build()
         except ModelFileError as error:
-            saving.fail(filepath, str(error))
+            source.fail(filepath, str(error))
         except (TypeError, ValueError, KeyError, RecursionError) as error:
-            saving.fail(filepath, f"the architecture does not build ({error})")
-    saving.assign_weights(model, arrays, filepath)
+            source.fail(filepath, f"the architecture does not build ({error})")
+    source.assign_weights(model, arrays, filepath)
     settings = header.get("compile")
     if compile and settings:
-        saving.compile_from_file(model, settings, filepath)
+        source.compile_from_file(model, settings, filepath)
     return model
 
 

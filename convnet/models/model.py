@@ -7,7 +7,7 @@ share everything here: compile, fit, evaluate, predict, summary, save, weights.
 """
 import numpy as np
 
-from .. import saving
+from .. import keras_format
 from ..graph import map_structure
 from ..layers.base import Layer, _TrainingContext
 from ..layers.core import InputLayer
@@ -111,15 +111,24 @@ class Model(Trainer, Layer):
         from .._summary import print_summary
         print_summary(self, print_fn)
 
+    # The file's name picks the format it is written in, its first bytes the one it is read
+    # in (convnet.keras_format.format_for_saving / format_for_loading).
+
     def save(self, filepath, overwrite=True, **kwargs):
-        """Architecture, weights and compile settings in one file (see convnet.saving)."""
-        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+        """Architecture, weights and compile settings in one file: ``.keras`` is Keras 3's
+        format (convnet.keras_format), any other name convnet's own (``.cnet``,
+        convnet.saving); ``.h5`` is refused."""
+        keras_format.format_for_saving(filepath, "model").save_model(
+            self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        """``.weights.h5`` is Keras 3's weights file, any other name convnet's own."""
+        keras_format.format_for_saving(filepath, "weights").save_weights(
+            self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
-        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+        keras_format.format_for_loading(filepath).load_weights(
+            self, filepath, skip_mismatch=skip_mismatch)
 
     def export(self, filepath, format="onnx", **kwargs):
         """Keras' export for inference: ``format="onnx"`` (the ``onnx`` extra) takes

@@ -61,8 +61,10 @@ class Sequential(Model):
     def _build_layer(self, layer, shape):
         if not layer.built:
             layer._maybe_build(shape)
-        elif layer._is_builtin:
-            layer._check_compatible(shape)
+        else:
+            layer._maybe_build(shape)  # only records the first input shape
+            if layer._is_builtin:
+                layer._check_compatible(shape)
         return layer.compute_output_shape(shape)
 
     def pop(self, rebuild=True):
