@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import _checks, autodiff
 from ._naming import auto_name
 
 _EPSILON = 1e-7  # keras.backend.epsilon(): the clip for probabilities
@@ -147,6 +147,18 @@ def reduce_weighted(values, weights, reduction):
     return float(total / divisor) if divisor else 0.0   # 0 for 0/0: Keras' divide_no_nan
 
 
+def _reduction_vjp(values, weights, reduction, grad_loss):
+    """d sum(grad_loss * reduce_weighted(values, weights, reduction)) / d values: the
+    gradient reaching the per-sample losses from a reduced loss on the tape."""
+    grad_loss = np.asarray(grad_loss, values.dtype)
+    if grad_loss.ndim == 0:
+        return reduction_gradient(values, weights, reduction) * grad_loss
+    if weights is None:  # unreduced and unweighted: the losses themselves
+        return grad_loss.reshape(values.shape)
+    matched, weights = _match_rank(values, weights)
+    return _unbroadcast(grad_loss * weights, matched.shape).reshape(values.shape)
+
+
 def reduction_gradient(values, weights, reduction):
     """d reduce_weighted / d values; only the shape and dtype of ``values`` are used. With
     no reduction, the gradient of the sum."""
@@ -188,9 +200,25 @@ class Loss:
         self.dtype = dtype
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """The reduced loss, as ``keras.losses.Loss.__call__`` returns it."""
-        y_true, y_pred = self._check(y_true, self._prediction(y_pred))
-        return self.value(y_true, y_pred, sample_weight=sample_weight)
+        """The reduced loss, as ``keras.losses.Loss.__call__`` returns it. Called on a
+        prediction that is on a GradientTape (a custom training loop), the loss goes on the
+        tape too, with ``gradient`` as its rule, so ``tape.gradient(loss, weights)`` reaches
+        the weights as in Keras."""
+        traced = y_pred
+        y_true, y_pred = self._check(autodiff.value_of(y_true),
+                                     self._prediction(autodiff.value_of(y_pred)))
+        loss = self.value(y_true, y_pred, sample_weight=sample_weight)
+        if not autodiff.needs_grad(traced):
+            return loss
+
+        def vjp(grad_loss, needs):
+            layout, mask = self._layout(y_true, y_pred, False)
+            weights = weights_for(self.name, layout, mask, sample_weight, self.reduction)
+            grad_values = _reduction_vjp(layout, weights, self.reduction, grad_loss)
+            grad = self._values_vjp(y_true, y_pred, False, grad_values)
+            return (grad.astype(autodiff.value_of(traced).dtype, copy=False),)
+
+        return autodiff.record(np.asarray(loss, dtype=y_pred.dtype), (traced,), vjp, self.name)
 
     def call(self, y_true, y_pred):
         """The per-sample losses before weighting and reduction (Keras' ``Loss.call``)."""
