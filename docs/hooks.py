@@ -16,15 +16,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The modules a user imports, in the order the reference lists them.
 REFERENCE = ["convnet", "layers", "models", "ops", "optimizers", "losses", "metrics",
              "callbacks", "initializers", "regularizers", "constraints", "activations",
-             "datasets", "utils", "random", "backend", "kernels", "distributed", "export",
-             "plot"]
+             "datasets", "utils", "random", "backend", "inference", "kernels", "distributed",
+             "export", "plot"]
 
 
 def _import(name):
+    """The module as the environment has it: the installed package, or the checkout on
+    PYTHONPATH (its kernels built in place)."""
     import importlib
-    import sys
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
     return importlib.import_module(name)
 
 
@@ -98,7 +97,10 @@ def _example_page(stem):
     if body:
         lines += ["```text", body, "```", ""]
     for figure in figures:
-        lines += [f"![{figure}](../figures/{figure})", ""]
+        lines += [f"![The figure {stem}.py draws](../figures/{figure})", ""]
+    if figures:
+        lines += ["The figure as the script drew it; its title says which run "
+                  "(`python scripts/docs_figures.py` draws them all again).", ""]
     lines += ["## The script", "", f'```python', f'--8<-- "examples/{stem}.py"', "```", ""]
     return "\n".join(lines)
 
