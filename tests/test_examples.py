@@ -15,7 +15,10 @@ pytest.importorskip("matplotlib")
 
 
 def _run(script, *args, cwd, monkeypatch):
-    """Run examples/`script` as ``python script args`` from `cwd`; its global names."""
+    """Run examples/`script` as ``python script args`` from `cwd`; its global names. Layer
+    names restart as in a fresh process (the summaries name add_3, not add_17)."""
+    import convnet
+    convnet.backend.clear_session()
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", [script, *args])
     return runpy.run_path(os.path.join(EXAMPLES, script), run_name="__main__")
