@@ -18,7 +18,7 @@ from . import models
 
 config = backend
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Sequential", "Model", "Input", "Layer", "Variable", "GradientTape", "layers",
            "models", "optimizers", "losses", "metrics", "callbacks", "initializers",

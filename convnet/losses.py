@@ -147,6 +147,18 @@ def reduce_weighted(values, weights, reduction):
     return float(total / divisor) if divisor else 0.0   # 0 for 0/0: Keras' divide_no_nan
 
 
+def _reduction_vjp(values, weights, reduction, grad_loss):
+    """d sum(grad_loss * reduce_weighted(values, weights, reduction)) / d values: the
+    gradient reaching the per-sample losses from a reduced loss on the tape."""
+    grad_loss = np.asarray(grad_loss, values.dtype)
+    if grad_loss.ndim == 0:
+        return reduction_gradient(values, weights, reduction) * grad_loss
+    if weights is None:  # unreduced and unweighted: the losses themselves
+        return grad_loss.reshape(values.shape)
+    matched, weights = _match_rank(values, weights)
+    return _unbroadcast(grad_loss * weights, matched.shape).reshape(values.shape)
+
+
 def reduction_gradient(values, weights, reduction):
     """d reduce_weighted / d values; only the shape and dtype of ``values`` are used. With
     no reduction, the gradient of the sum."""
@@ -219,7 +231,7 @@ class Loss:
         merged = weights_for(self.name, layout, mask, weights, self.reduction)
 
         def vjp(grad, needs):
-            grad_values = reduction_gradient(layout, merged, self.reduction) * np.asarray(grad)
+            grad_values = _reduction_vjp(layout, merged, self.reduction, grad)
             grads = [None, None]
             if needs[0]:
                 grads[0] = self._target_vjp(t, p, grad_values).reshape(

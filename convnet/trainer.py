@@ -19,7 +19,8 @@ import numpy as np
 
 from . import activations, autodiff, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers
-from .data_adapters import ArrayAdapter, get_adapter, unpack_x_y_sample_weight
+from .data_adapters import (ArrayAdapter, get_adapter, pack_x_y_sample_weight,
+                            unpack_x_y_sample_weight)
 from .graph import flatten, pack_like
 
 
@@ -443,7 +444,9 @@ class Trainer:
                 if step == 0:
                     self._ensure_built_for(batch[0])
                 callback_list.on_train_batch_begin(step)
-                logs = self.train_step(batch)
+                # A step gets what Keras gives it, (x, y), (x,) or (x, y, sample_weight),
+                # so a train_step of the Keras guides (x, y = data) runs.
+                logs = self.train_step(pack_x_y_sample_weight(*batch))
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
@@ -468,7 +471,7 @@ class Trainer:
                 self._ensure_built_for(batch[0])
             if callback_list is not None:
                 callback_list.on_test_batch_begin(step)
-            logs = self.test_step(batch)
+            logs = self.test_step(pack_x_y_sample_weight(*batch))
             if callback_list is not None:
                 callback_list.on_test_batch_end(step, logs)
         adapter.on_epoch_end()
@@ -513,7 +516,7 @@ class Trainer:
             if step == 0:
                 self._ensure_built_for(batch[0])
             callback_list.on_predict_batch_begin(step)
-            out = self.predict_step(batch)
+            out = self.predict_step(pack_x_y_sample_weight(*batch))
             structure = out
             pieces.append([np.asarray(autodiff.value_of(o)) for o in self._flat(out)])
             callback_list.on_predict_batch_end(step, {"outputs": out})
@@ -536,7 +539,7 @@ class Trainer:
             adapter.batches())
         self._ensure_built_for(batch[0])
         self.reset_metrics()
-        logs = self.train_step(batch)
+        logs = self.train_step(pack_x_y_sample_weight(*batch))
         return _result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -545,7 +548,7 @@ class Trainer:
         batch = adapter._take(slice(None))
         self._ensure_built_for(batch[0])
         self.reset_metrics()
-        return _result(self.test_step(batch), return_dict)
+        return _result(self.test_step(pack_x_y_sample_weight(*batch)), return_dict)
 
     def predict_on_batch(self, x):
         out = self.predict_step((x,))

@@ -78,6 +78,11 @@ try:
 except ImportError as error:
     print(f"no training-curve PNG: {error}")
 else:
+    fig = plot.training_curves(
+        history, title=f"{model.name} ({model.count_params():,} parameters) on Fashion-MNIST: "
+                       f"test accuracy {score[1]:.1%}\n{len(x_train):,} training images "
+                       f"(10% held out for validation), batch {args.batch_size}, "
+                       f"{args.epochs} epoch{'s' if args.epochs > 1 else ''}")
     path = os.path.join(args.out, "fashion_mnist_resnet_training.png")
-    plot.training_curves(history, path)
+    plot.save(fig, path)
     print(f"saved the model and {path}")

@@ -1,5 +1,5 @@
-"""What pooling does to a real photo: 0..5 stacked MaxPooling2D(2, 2), the same with
-AveragePooling2D(2, 2), and single stride-4 pools, in one PNG with each panel's shape.
+"""What pooling does to a real photo: 1 to 5 stacked MaxPooling2D(2), the same with
+AveragePooling2D(2), and single stride-4 pools drawn at their true size, in one PNG.
 
     python examples/pooling_gallery.py [--out DIR]
 
@@ -26,27 +26,37 @@ batch = photo[None]
 def stack(pool_layer, depth):
     model = keras.Sequential([keras.Input((None, None, 3))] +
                              [pool_layer() for _ in range(depth)])
-    return model.predict(batch)[0] if depth else photo
+    return model.predict(batch, verbose=0)[0]
 
 
-rows, titles = [], []
-for name, make in (("MaxPooling2D(2, 2)", lambda: layers.MaxPooling2D((2, 2))),
-                   ("AveragePooling2D(2, 2)", lambda: layers.AveragePooling2D((2, 2)))):
-    images = [stack(make, depth) for depth in range(6)]
-    rows.append([(np.clip(im, 0, 1), f"{depth} x: {im.shape[0]}x{im.shape[1]}x{im.shape[2]}")
-                 for depth, im in enumerate(images)])
-    titles.append(name)
-stride4 = [(photo, f"input {photo.shape[0]}x{photo.shape[1]}x3")]
-for name, layer in (("max 4x4 /4", layers.MaxPooling2D(4, strides=4)),
-                    ("avg 4x4 /4", layers.AveragePooling2D(4, strides=4)),
-                    ("max 2x2 /4", layers.MaxPooling2D(2, strides=4))):
+def shape(image):
+    return f"{image.shape[0]}x{image.shape[1]}"
+
+
+# Single pools with stride 4, drawn at their true size beside the input: a quarter of its
+# height and width. A 2x2 window with stride 4 looks at one pixel in four and skips the rest.
+stride4 = [(photo, f"input: {shape(photo)}")]
+for caption, layer in (("MaxPooling2D(4, strides=4)", layers.MaxPooling2D(4, strides=4)),
+                       ("AveragePooling2D(4, strides=4)", layers.AveragePooling2D(4, strides=4)),
+                       ("MaxPooling2D(2, strides=4),\nwhich sees 1 pixel in 4",
+                        layers.MaxPooling2D(2, strides=4))):
     out = layer(batch)[0]
-    stride4.append((np.clip(out, 0, 1), f"{name}: {out.shape[0]}x{out.shape[1]}x3"))
-rows.append(stride4)
-titles.append("stride 4")
+    stride4.append((out, f"{caption}\n{shape(out)}"))
+rows = [stride4]
+titles = ["one pool, stride 4\n(drawn at true size:\n1/4 the height\nand width)"]
 
+# Stacked 2x2 pools: each halves the height and width. These rows draw every panel at the
+# same size, so what is left of the photo after each pool shows as coarser pixels.
+for name, make in (("MaxPooling2D(2)", lambda: layers.MaxPooling2D((2, 2))),
+                   ("AveragePooling2D(2)", lambda: layers.AveragePooling2D((2, 2)))):
+    rows.append([(image, f"after {depth} pool{'s' if depth > 1 else ''}: {shape(image)}")
+                 for depth, image in ((d, stack(make, d)) for d in range(1, 6))])
+    titles.append(f"{name}\nstacked 1-5 times\n(drawn enlarged,\nall one height)")
+
+fig = plot.image_grid(
+    rows, titles, true_size_rows=[0], true_size_height=2.6, panel_height=1.3,
+    title="Pooling a photo: max keeps each window's brightest value, average its mean")
 os.makedirs(args.out, exist_ok=True)
 path = os.path.join(args.out, "pooling_gallery.png")
-plot.image_grid(rows, titles, path, suptitle="Pooling a photo: max keeps each window's "
-                                             "brightest cell, average its mean")
+plot.save(fig, path)
 print(f"saved {path}")

@@ -406,7 +406,7 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, rng):
     model = _all_layers_model()
     x = rng.standard_normal((6, 10, 9, 4)).astype(np.float32)
     model.fit(x, np.arange(6) % 3, epochs=2, batch_size=3, verbose=0)
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.cnet"
     model.save(path)
     loaded = keras.load_model(path)
     assert loaded.get_config() == model.get_config()

@@ -553,8 +553,8 @@ def test_normalization_counts_as_weights_in_models_and_files(tmp_path):
     norm.adapt(data)
     model = keras.Sequential([keras.Input((3,)), norm, layers.Dense(2)])
     assert model.count_params() == 3 + 3 + 1 + 8
-    model.save(tmp_path / "m.keras")
-    loaded = keras.load_model(tmp_path / "m.keras")
+    model.save(tmp_path / "m.cnet")
+    loaded = keras.load_model(tmp_path / "m.cnet")
     np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
 
 
@@ -638,8 +638,8 @@ def test_every_layer_trains_in_a_sequential_model_and_round_trips_a_file(tmp_pat
     losses = [float(np.ravel(model.train_on_batch(x, y))[0]) for _ in range(5)]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
-    model.save(tmp_path / "every.keras")
-    loaded = keras.load_model(tmp_path / "every.keras")
+    model.save(tmp_path / "every.cnet")
+    loaded = keras.load_model(tmp_path / "every.cnet")
     assert loaded.predict(x, verbose=0).tobytes() == model.predict(x, verbose=0).tobytes()
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert loaded.get_config() == model.get_config()
@@ -660,8 +660,8 @@ def test_every_layer_trains_in_a_functional_model(tmp_path):
     x, y = _data()
     losses = [float(np.ravel(model.train_on_batch(x, y))[0]) for _ in range(5)]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
-    model.save(tmp_path / "functional.keras")
-    loaded = keras.load_model(tmp_path / "functional.keras")
+    model.save(tmp_path / "functional.cnet")
+    loaded = keras.load_model(tmp_path / "functional.cnet")
     assert loaded.predict(x, verbose=0).tobytes() == model.predict(x, verbose=0).tobytes()
 
 

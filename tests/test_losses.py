@@ -448,3 +448,36 @@ def test_fit_with_a_loss_function_of_your_own(rng, tmp_path):
         model.save(tmp_path / "m.cnet")
     loaded = keras.load_model(tmp_path / "m.cnet")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean_with_sample_weight", None],
+                         ids=str)
+@pytest.mark.parametrize("case", ["mse", "huber", "bce_logits", "cce_smoothed", "scce",
+                                  "scce_logits"])
+def test_a_loss_called_in_a_custom_training_loop_is_on_the_tape(case, reduction, rng):
+    """loss_fn(y, model(x)) under a GradientTape, as a Keras custom training loop writes it:
+    tape.gradient reaches the prediction with the loss's gradient (checked against float64
+    finite differences), also through an unreduced loss weighted downstream."""
+    name, kwargs, _, t, p = _case(case, rng)
+    loss = getattr(losses, name)(reduction=reduction, **kwargs)
+    sample_weight = rng.uniform(0.2, 2.0, len(p))
+    downstream = rng.uniform(0.5, 1.5, len(p))   # weighs an unreduced loss's entries
+    prediction = keras.Variable(p.copy(), dtype="float64")
+    t_checked, _ = loss._check(t, p)
+
+    def total(x):
+        values = loss.value(t_checked, x, sample_weight=sample_weight)
+        return float(np.sum(values * downstream) if reduction is None else values)
+
+    with keras.GradientTape() as tape:
+        value = loss(t, prediction, sample_weight=sample_weight)
+        if reduction is None:
+            value = keras.ops.sum(value * downstream)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(value)), total(p), rtol=1e-12)
+    [grad] = tape.gradient(value, [prediction])
+    np.testing.assert_allclose(grad, numerical_gradient(total, p.copy()), rtol=1e-6,
+                               atol=1e-8)
+
+
+def test_a_loss_outside_a_tape_is_a_float(rng):
+    assert isinstance(losses.MeanSquaredError()(np.zeros(3), rng.normal(size=3)), float)

@@ -257,3 +257,49 @@ def test_knowledge_distillation_compute_loss_steps_like_numpy(rng):
     # evaluate goes through the same override, without training
     assert distiller.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(
         loss(kernel, bias), rel=1e-6)
+
+
+def test_a_train_step_written_as_the_keras_guides_write_it(rng):
+    """Keras hands train_step and test_step (x, y) when there is no sample weight, and
+    (x, y, sample_weight) when there is one, so `x, y = data` runs; the custom step
+    updates the weights as fit's own step does."""
+    x = rng.standard_normal((32, 6)).astype("float32")
+    y = rng.standard_normal((32, 2)).astype("float32")
+    seen = []
+
+    class CustomStep(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, inputs, training=False):
+            return self.dense(inputs)
+
+        def train_step(self, data):
+            seen.append(len(data))
+            x, y = data[:2]
+            with keras.GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply(grads, self.trainable_weights)
+            return self.compute_metrics(x, y, y_pred)
+
+        def test_step(self, data):
+            seen.append(("test", len(data)))
+            return super().test_step(data)
+
+    model = CustomStep()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model(x[:1])
+    kernel, bias = (w.numpy().copy() for w in model.dense.weights)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    # One SGD step on the mean squared error, written out.
+    grad_out = 2 * (x @ kernel + bias - y) / y.size
+    np.testing.assert_allclose(model.dense.kernel.numpy(), kernel - 0.1 * x.T @ grad_out,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.dense.bias.numpy(), bias - 0.1 * grad_out.sum(0),
+                               rtol=1e-5, atol=1e-6)
+    model.evaluate(x, y, verbose=0)
+    model.fit(x, y, sample_weight=np.ones(32, "float32"), batch_size=32, epochs=1, verbose=0)
+    assert seen == [2, ("test", 2), 3]

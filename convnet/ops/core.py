@@ -214,7 +214,7 @@ def cond(pred, true_fn, false_fn):
 
 
 def switch(index, branches, *operands):
-    """branches[index](*operands), the index clipped to the branches, run eagerly."""
+    """``branches[index](*operands)``: the index clipped to the branches, run eagerly."""
     if isinstance(index, KerasTensor):
         raise TypeError("switch: the index is symbolic; convnet runs control flow eagerly")
     i = int(np.clip(np.asarray(value_of(index)), 0, len(branches) - 1))
