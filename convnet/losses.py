@@ -219,8 +219,8 @@ class Loss:
             return self._taped_custom_call(y_true, y_pred, sample_weight)
         need_true = autodiff.needs_grad(y_true)
         if need_true and not self._differentiates_targets:
-            raise TypeError(f"{self.name}: y_true is on the gradient tape, and {type(self).__name__} "
-                            f"has no gradient with respect to its targets in convnet; wrap "
+            raise TypeError(f"{self.name}: y_true is on the gradient tape, and "
+                            f"{type(self).__name__} has no gradient with respect to its targets in convnet; wrap "
                             f"them in ops.stop_gradient(...) or freeze what computes them "
                             f"(trainable = False)")
         true_in, pred_in = autodiff.value_of(y_true), autodiff.value_of(y_pred)

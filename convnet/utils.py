@@ -120,3 +120,12 @@ def set_random_seed(seed):
     """Seed convnet's randomness (initializers, Dropout, fit's shuffling), like keras.utils."""
     from . import random
     random.set_seed(seed)
+
+
+def __getattr__(name):
+    """``keras.utils.PyDataset`` (and its Keras 2 name ``Sequence``) live with the data
+    adapters; imported on first use, as utils is imported by everything."""
+    if name in ("PyDataset", "Sequence"):
+        from .data_adapters import PyDataset
+        return PyDataset
+    raise AttributeError(f"module 'convnet.utils' has no attribute {name!r}")
