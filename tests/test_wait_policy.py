@@ -5,9 +5,11 @@ import sys
 
 import pytest
 
+import convnet
 from convnet import _wait_policy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the convnet under test lives (the checkout, or site-packages where CI installed it)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(convnet.__file__)))
 
 
 def _runtime_settings(**env):
