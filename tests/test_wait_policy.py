@@ -16,10 +16,13 @@ def _runtime_settings(**env):
     """libgomp's own report of its settings (OMP_DISPLAY_ENV) in a fresh `import convnet`."""
     environ = {k: v for k, v in os.environ.items()
                if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
-    environ.update(env, OMP_DISPLAY_ENV="verbose",
-                   PYTHONPATH=os.pathsep.join([ROOT, environ.get("PYTHONPATH", "")]))
+    paths = [ROOT] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    environ.update(env, OMP_DISPLAY_ENV="verbose", PYTHONPATH=os.pathsep.join(paths))
+    # From the filesystem root: a checkout in the working directory (what CI runs the tests
+    # from) must not shadow the convnet under test.
     result = subprocess.run([sys.executable, "-c", "import convnet"], env=environ,
-                            capture_output=True, text=True, check=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, cwd=os.sep)
+    assert result.returncode == 0, result.stderr[-2000:]
     return result.stderr
 
 
