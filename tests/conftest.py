@@ -22,6 +22,21 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def at_1_2_3_threads(compute):
+    """compute() at 3 threads, checked byte for byte against the same at 1 and 2 threads."""
+    before = convnet.get_num_threads()
+    try:
+        convnet.set_num_threads(3)
+        results = compute()
+        for count in (1, 2):
+            convnet.set_num_threads(count)
+            for a, b in zip(results, compute()):
+                assert a.tobytes() == b.tobytes(), f"results differ between 3 and {count} threads"
+    finally:
+        convnet.set_num_threads(before)
+    return results
+
+
 @pytest.fixture
 def threads():
     """Restore the kernels' thread count after a test changes it."""

@@ -13,7 +13,7 @@ from convnet import layers
 from convnet.inference import fold_batch_norm
 from convnet.utils import numerical_gradient
 
-from conftest import TOLERANCE
+from conftest import TOLERANCE, at_1_2_3_threads
 from keras_reference import keras_or_skip, numpy_of
 
 DTYPES = [np.float32, np.float64]
@@ -351,16 +351,7 @@ def test_bit_identical_at_1_2_and_3_threads(rng, layout, training):
         y = layer(x, training=True)
         return [y, layer.backward(grad_y), *layer.grads[:2]]
 
-    before = convnet.get_num_threads()
-    try:
-        convnet.set_num_threads(3)
-        results = compute()
-        for count in (1, 2):
-            convnet.set_num_threads(count)
-            for a, b in zip(results, compute()):
-                assert a.tobytes() == b.tobytes(), f"results differ between 3 and {count} threads"
-    finally:
-        convnet.set_num_threads(before)
+    at_1_2_3_threads(compute)
 
 
 # ----------------------------------------------------------------------------- folding

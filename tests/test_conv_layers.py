@@ -16,7 +16,7 @@ from convnet import layers
 from convnet.utils import numerical_gradient
 
 import reference as ref
-from conftest import TOLERANCE
+from conftest import TOLERANCE, at_1_2_3_threads
 from keras_reference import keras_or_skip, numpy_of
 
 DTYPES = [np.float32, np.float64]
@@ -413,21 +413,6 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, rng):
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         assert a.tobytes() == b.tobytes()
     assert loaded.predict(x, verbose=0).tobytes() == model.predict(x, verbose=0).tobytes()
-
-
-def at_1_2_3_threads(compute):
-    """compute() at 3 threads, checked byte for byte against the same at 1 and 2 threads."""
-    before = convnet.get_num_threads()
-    try:
-        convnet.set_num_threads(3)
-        results = compute()
-        for count in (1, 2):
-            convnet.set_num_threads(count)
-            for a, b in zip(results, compute()):
-                assert a.tobytes() == b.tobytes(), f"results differ between 3 and {count} threads"
-    finally:
-        convnet.set_num_threads(before)
-    return results
 
 
 @pytest.mark.parametrize("case", sorted(set(LAYERS) - {"Conv2DTranspose unknown size",

@@ -5,29 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import convnet
 from convnet import kernels
 from convnet.utils import numerical_gradient
 
 import reference as ref
-from conftest import TOLERANCE
+from conftest import TOLERANCE, at_1_2_3_threads
 
 DTYPES = [np.float32, np.float64]
-
-
-def at_1_2_3_threads(compute):
-    """compute() at 3 threads, checked byte for byte against the same at 1 and 2 threads."""
-    before = convnet.get_num_threads()
-    try:
-        convnet.set_num_threads(3)
-        results = compute()
-        for count in (1, 2):
-            convnet.set_num_threads(count)
-            for a, b in zip(results, compute()):
-                assert a.tobytes() == b.tobytes(), f"results differ between 3 and {count} threads"
-    finally:
-        convnet.set_num_threads(before)
-    return results
 
 
 def assert_close(got, want, dtype):
