@@ -172,12 +172,27 @@ class Trainer:
         tracker = getattr(self, "_loss_tracker", None)
         if tracker is None:
             return []
+        if self._compiled_metrics is None:
+            # A train_step of the user's own reads self.metrics before any step resolved
+            # them (Keras' "customizing fit" guide): resolve now where the outputs are known.
+            n_outputs = self._known_output_count()
+            if n_outputs is not None:
+                self._resolve_metrics(n_outputs)
         found = [tracker]
         for ol in self._output_losses or []:
             if ol.tracker is not None:
                 found.append(ol.tracker)
         found.extend(m for _, m, _ in self._compiled_metrics or [])
         return found
+
+    def _known_output_count(self):
+        """The number of outputs where the model says it before a call: a functional model's
+        outputs, a Sequential's one; None for a subclassed model."""
+        tensors = getattr(self, "_output_tensors", None)
+        if tensors is not None:
+            return len(tensors)
+        from .models.sequential import Sequential  # models import this module
+        return 1 if isinstance(self, Sequential) else None
 
     @property
     def metrics_names(self):

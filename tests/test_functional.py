@@ -343,3 +343,56 @@ def test_functional_api_mistakes_raise_clear_errors(case):
     call, error, message = BAD_GRAPHS[case]
     with pytest.raises(error, match=message):
         call()
+
+
+class CustomModel(keras.Model):
+    """keras.io's "Customizing what happens in fit()" (Keras 3): a train_step of its own,
+    the model made as CustomModel(inputs, outputs)."""
+
+    def train_step(self, data):
+        x, y = data
+        with keras.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def test_a_model_subclass_made_from_inputs_and_outputs_trains_with_its_own_train_step(rng):
+    """The subclass becomes a functional model (as Keras injects Functional into its bases);
+    its train_step, one SGD step on the mean squared error, moves the weights by the NumPy
+    gradient and reports the loss and the compiled metric."""
+    inputs = keras.Input(shape=(5,))
+    model = CustomModel(inputs, layers.Dense(1, dtype="float64")(inputs), name="custom")
+    assert isinstance(model, CustomModel) and model.name == "custom"
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
+    x, y = rng.standard_normal((8, 5)), rng.standard_normal((8, 1))
+    kernel, bias = model.get_weights()
+    error = x @ kernel + bias - y
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(float(np.mean(error ** 2)))
+    assert logs["mae"] == pytest.approx(float(np.mean(np.abs(error))))
+    np.testing.assert_allclose(model.get_weights()[0], kernel - 0.1 * 2 * x.T @ error / 8,
+                               rtol=1e-12)
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "mae"}
+
+
+def test_a_model_subclass_can_build_its_graph_in_its_own_init():
+    class Wide(keras.Model):
+        def __init__(self, units, **kwargs):
+            inputs = keras.Input((4,))
+            super().__init__(inputs=inputs, outputs=layers.Dense(units)(inputs), **kwargs)
+            self.units = units
+
+    model = Wide(3, name="wide")
+    assert model.units == 3 and model.output_shape == (None, 3)
+    x = np.ones((2, 4), np.float32)
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ kernel + bias, rtol=1e-6)

@@ -20,6 +20,19 @@ def _functional_arguments(args, kwargs):
             or "inputs" in kwargs and "outputs" in kwargs)
 
 
+def _inject_functional(cls):
+    """Keras' inject_functional_model_class: put Functional where Model is among `cls`'s
+    bases (and its Model-derived bases', recursively)."""
+    from .functional import Functional
+    if cls is Model:
+        return Functional
+    if issubclass(cls, Functional):
+        return cls
+    cls.__bases__ = tuple(_inject_functional(base) if isinstance(base, type)
+                          and issubclass(base, Model) else base for base in cls.__bases__)
+    return cls
+
+
 class Model(Trainer, Layer):
     """A model: ``keras.Model(inputs, outputs)`` (functional) or a subclass with ``call``."""
 
@@ -33,6 +46,15 @@ class Model(Trainer, Layer):
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
+        if type(self) is not Model and _functional_arguments(args, kwargs):
+            # A subclass built as a functional model (Keras' guides: a class that overrides
+            # train_step, made as CustomModel(inputs, outputs)): as Keras does, the class
+            # becomes a subclass of Functional, whose __init__ builds the graph.
+            from .functional import Functional
+            if not isinstance(self, Functional):
+                _inject_functional(type(self))
+            Functional.__init__(self, *args, **kwargs)
+            return
         if args:
             raise TypeError(f"{type(self).__name__}: unexpected positional arguments; a "
                             f"functional model is keras.Model(inputs, outputs)")
