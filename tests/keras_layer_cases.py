@@ -111,3 +111,28 @@ def randomize(model, rng):
 def inputs(name, rng):
     """A batch of three examples for the case."""
     return rng.standard_normal((3, *CASES[name][0])).astype("float32")
+
+
+def functional_residual(keras, layers):
+    """Two inputs, two outputs, a residual Add, every merge layer, a layer shared by two
+    calls, a nested Sequential and a nested functional model: built with Keras 3
+    (make_reference_files.py) or convnet (test_keras_format.py)."""
+    image = keras.Input((6, 6, 3), name="image")
+    vector = keras.Input((4,), name="vector")
+    x = layers.Conv2D(3, 3, padding="same", activation="relu")(image)
+    x = layers.Add()([x, image])
+    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                                   layers.GlobalMaxPooling2D()(x)])
+    v = layers.Dense(6, activation="tanh")(vector)
+    shared = layers.Dense(4, name="shared")
+    a, b = shared(pooled), shared(v)
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(4), layers.ReLU()], name="inner")
+    s = inner(a)
+    i = keras.Input((4,))
+    nested = keras.Model(i, layers.Dense(4, activation="elu")(i), name="nested")
+    n = nested(b)
+    mixed = layers.Average()([layers.Maximum()([a, b]), layers.Minimum()([s, n])])
+    mixed = layers.Subtract()([mixed, layers.Multiply()([a, n])])
+    label = layers.Dense(3, activation="softmax", name="label")(mixed)
+    value = layers.Dense(1, name="value")(layers.Concatenate(axis=1)([mixed, s]))
+    return keras.Model([image, vector], [label, value], name="residual")

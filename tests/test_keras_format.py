@@ -77,26 +77,7 @@ def _h5_tree(data):
 
 
 def functional_residual():
-    """make_reference_files.functional_residual written with convnet's API."""
-    image = keras.Input((6, 6, 3), name="image")
-    vector = keras.Input((4,), name="vector")
-    x = layers.Conv2D(3, 3, padding="same", activation="relu")(image)
-    x = layers.Add()([x, image])
-    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
-                                   layers.GlobalMaxPooling2D()(x)])
-    v = layers.Dense(6, activation="tanh")(vector)
-    shared = layers.Dense(4, name="shared")
-    a, b = shared(pooled), shared(v)
-    inner = keras.Sequential([keras.Input((4,)), layers.Dense(4), layers.ReLU()], name="inner")
-    s = inner(a)
-    i = keras.Input((4,))
-    nested = keras.Model(i, layers.Dense(4, activation="elu")(i), name="nested")
-    n = nested(b)
-    mixed = layers.Average()([layers.Maximum()([a, b]), layers.Minimum()([s, n])])
-    mixed = layers.Subtract()([mixed, layers.Multiply()([a, n])])
-    label = layers.Dense(3, activation="softmax", name="label")(mixed)
-    value = layers.Dense(1, name="value")(layers.Concatenate(axis=1)([mixed, s]))
-    return keras.Model([image, vector], [label, value], name="residual")
+    return keras_layer_cases.functional_residual(keras, layers)
 
 
 def small_cnn(data_format="channels_last", dtype="float32"):

@@ -55,28 +55,6 @@ def sequential_cnn():
     ], name="cnn")
 
 
-def functional_residual():
-    image = keras.Input((6, 6, 3), name="image")
-    vector = keras.Input((4,), name="vector")
-    x = layers.Conv2D(3, 3, padding="same", activation="relu")(image)
-    x = layers.Add()([x, image])
-    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
-                                   layers.GlobalMaxPooling2D()(x)])
-    v = layers.Dense(6, activation="tanh")(vector)
-    shared = layers.Dense(4, name="shared")
-    a, b = shared(pooled), shared(v)
-    inner = keras.Sequential([keras.Input((4,)), layers.Dense(4), layers.ReLU()], name="inner")
-    s = inner(a)
-    i = keras.Input((4,))
-    nested = keras.Model(i, layers.Dense(4, activation="elu")(i), name="nested")
-    n = nested(b)
-    mixed = layers.Average()([layers.Maximum()([a, b]), layers.Minimum()([s, n])])
-    mixed = layers.Subtract()([mixed, layers.Multiply()([a, n])])
-    label = layers.Dense(3, activation="softmax", name="label")(mixed)
-    value = layers.Dense(1, name="value")(layers.Concatenate(axis=1)([mixed, s]))
-    return keras.Model([image, vector], [label, value], name="residual")
-
-
 def randomize(model, rng):
     model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(w.dtype)
                        for w in model.get_weights()])
@@ -87,7 +65,7 @@ def models():
     keras.utils.set_random_seed(0)
     for name, model, inputs in (
             ("sequential_cnn", sequential_cnn(), [rng.standard_normal((4, 10, 10, 3))]),
-            ("functional_residual", functional_residual(),
+            ("functional_residual", keras_layer_cases.functional_residual(keras, layers),
              [rng.standard_normal((4, 6, 6, 3)), rng.standard_normal((4, 4))])):
         randomize(model, rng)
         inputs = [x.astype("float32") for x in inputs]
