@@ -101,7 +101,7 @@ def _shape_of(x):
 
 
 #: attribute values that can hold no layer or variable (most of a layer's settings)
-_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, np.dtype})
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str})
 
 
 class Layer:
