@@ -30,6 +30,7 @@ from .utils import conv_output_length, conv_transpose_padding, same_padding
 
 set_num_threads = _threads.set_num_threads
 get_num_threads = _threads.get_num_threads
+threads_now = _threads.threads_now
 
 # Each thread unfolds this many bytes of columns at a time, then multiplies them:
 # small enough to stay in a core's L2 cache between the two. (On W1, 128 KiB to
@@ -431,7 +432,7 @@ def _winograd_block_tiles(tile, in_channels, out_channels, itemsize):
 
 def _winograd_conv(src, mask, transformed, bias, out, top, left, tile, relu):
     """out = the 3x3 convolution of src with a transformed kernel (see _core/winograd.pyx)."""
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     in_channels, filters = transformed.shape[1:]
     block = _winograd_block_tiles(tile, in_channels, filters, src.itemsize)
     scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, in_channels,
@@ -443,7 +444,7 @@ def _winograd_conv(src, mask, transformed, bias, out, top, left, tile, relu):
 
 def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
     """(grad_kernel (3, 3, C, F), grad_bias) by Winograd, summed over fixed partials in order."""
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     n, channels, filters = x.shape[0], x.shape[3], grad_out.shape[3]
     block = max(1, _winograd_block_tiles(tile, channels, filters, x.itemsize) // 3)
     scratch = _scratch(threads, _winograd.scratch_floats(tile, tile, block, channels, filters,
@@ -589,7 +590,7 @@ def _conv_forward(x, kernel, bias, geometry, groups, relu):
     out = np.empty((n, *geometry.output_hw, filters), dtype=kernel.dtype)
     if out.size == 0:
         return out
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     block_rows = _balanced_block_rows(out.size // filters, weights.shape[0], x.itemsize)
     scratch = _scratch(threads, block_rows * weights.shape[0], x.dtype)
     with _sequential_blas:
@@ -646,7 +647,7 @@ def _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_inpu
         if grad_x is not None:
             grad_x[...] = 0
         return grad_x, np.zeros_like(kernel), np.zeros(filters, dtype=kernel.dtype)
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     # A thread's scratch row holds a block's columns, then its gradient through the ReLU.
     row_width = weights.shape[0] + filters
     block_rows = _block_rows(row_width, x.itemsize)
@@ -694,7 +695,7 @@ def _conv_input_gradient(grad_out, kernel, bias, input_shape, geometry, groups, 
         return grad_x
     filters = kernel.shape[3]
     weights = kernel.reshape(-1, filters)
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     block_rows = _block_rows(weights.shape[0], grad_x.itemsize)
     scratch = _scratch(threads, block_rows * weights.shape[0], grad_x.dtype)
     with _sequential_blas:
@@ -799,7 +800,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_
     kh, kw, channels, multiplier = kernel.shape
     out = np.empty((x.shape[0], *geometry.output_hw, channels * multiplier), dtype=kernel.dtype)
     _depthwise.depthwise_conv2d_forward(x, kernel.reshape(kh, kw, -1), bias, out,
-                                        *_depthwise_args(geometry), get_num_threads())
+                                        *_depthwise_args(geometry), _threads.threads_now())
     return out
 
 
@@ -821,7 +822,7 @@ def depthwise_conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", d
     expected = (x.shape[0], *geometry.output_hw, channels * multiplier)
     grad_out, _ = _output_gradient(grad_out, expected, kernel.dtype, name)
     taps = kernel.reshape(kh, kw, -1)
-    threads = get_num_threads()
+    threads = _threads.threads_now()
     grad_x = None
     if need_input_grad:
         grad_x = np.empty_like(x)
@@ -855,7 +856,7 @@ def relu_backward(y, grad_y, name="relu"):
     if y.size:
         _conv.relu_backward(np.ascontiguousarray(y).reshape(-1),
                             np.ascontiguousarray(grad_y).reshape(-1), grad_z.reshape(-1),
-                            get_num_threads())
+                            _threads.threads_now())
     return grad_z
 
 
@@ -917,14 +918,14 @@ def _channel_sums(grad, relu_output=None, x=None, center=None):
     grad_sum, grad_x_sum = np.empty(channels), np.empty(channels)
     scratch = _scratch(blocks, 2 * channels, grad.dtype)
     _norm.channel_gradient_sums(grad, relu_output, x, center, block_sums, grad_sum, grad_x_sum,
-                                scratch, block_rows, get_num_threads())
+                                scratch, block_rows, _threads.threads_now())
     return grad_sum, (None if x is None else grad_x_sum)
 
 
 def _affine(rows, scale, shift, relu, out):
     block_rows = _norm_block_rows(rows.shape[1], rows.itemsize)
     _norm.channel_affine(rows, scale.astype(rows.dtype), shift.astype(rows.dtype),
-                         out.reshape(rows.shape), bool(relu), block_rows, get_num_threads())
+                         out.reshape(rows.shape), bool(relu), block_rows, _threads.threads_now())
     return out
 
 
@@ -975,7 +976,7 @@ def batch_norm_train(x, gamma=None, beta=None, epsilon=1e-3, relu=False, dtype=N
     mean, variance = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
     _norm.channel_moments(rows, block_stats[0], block_stats[1], mean, variance,
                           _scratch(blocks, 3 * channels, x.dtype), block_rows,
-                          get_num_threads())
+                          _threads.threads_now())
     inv_std = 1 / np.sqrt(variance.astype(np.float64) + epsilon)
     scale = inv_std if gamma is None else inv_std * gamma
     shift = -mean * scale if beta is None else beta - mean * scale
@@ -1013,7 +1014,7 @@ def batch_norm_train_backward(x, grad_y, mean, inv_std, gamma=None, relu_output=
     _norm.channel_affine_gradient(grad_rows, relu_rows, rows, mean, grad_scale.astype(x.dtype),
                                   x_scale.astype(x.dtype), offset.astype(x.dtype),
                                   grad_x.reshape(rows.shape),
-                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+                                  _norm_block_rows(channels, x.itemsize), _threads.threads_now())
     return grad_x, (centered_sum * inv).astype(x.dtype), grad_sum.astype(x.dtype)
 
 
@@ -1064,7 +1065,7 @@ def batch_norm_inference_backward(x, grad_y, gamma, moving_mean, moving_variance
     grad_x = np.empty_like(x)
     _norm.channel_affine_gradient(grad_rows, relu_rows, None, None, scale.astype(x.dtype), None,
                                   np.zeros(channels, x.dtype), grad_x.reshape(rows.shape),
-                                  _norm_block_rows(channels, x.itemsize), get_num_threads())
+                                  _norm_block_rows(channels, x.itemsize), _threads.threads_now())
     if not need_parameter_grads:
         return grad_x, None, None
     grad_sum, centered_sum = _channel_sums(grad_rows, relu_rows, rows,
@@ -1166,7 +1167,7 @@ def matmul(a, b, out=None, name="matmul"):
         partials = np.empty((-(-k // block), m, n), dtype=dtype)
         with _sequential_blas:
             _linalg.matmul_split_k(a_stored, trans_a, b_stored, trans_b, partials, block,
-                                   get_num_threads())
+                                   _threads.threads_now())
         np.copyto(out, partials[0])
         for partial in partials[1:]:
             out += partial
@@ -1176,7 +1177,7 @@ def matmul(a, b, out=None, name="matmul"):
     block = max(MATMUL_MIN_BLOCK, -(-extent // MATMUL_MAX_BLOCKS))
     with _sequential_blas:
         _linalg.matmul(a_stored, trans_a, b_stored, trans_b, out, block, by_rows,
-                       get_num_threads())
+                       _threads.threads_now())
     return out
 
 
@@ -1227,7 +1228,7 @@ def max_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False, dty
     argmax = _pool_output(x, geometry, np.int32) if with_argmax else None
     (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
     (pt, _), (pl, _) = geometry.padding
-    _pool.max_pool2d_forward(x, out, argmax, kh, kw, sh, sw, pt, pl, get_num_threads())
+    _pool.max_pool2d_forward(x, out, argmax, kh, kw, sh, sw, pt, pl, _threads.threads_now())
     return out, argmax
 
 
@@ -1248,7 +1249,7 @@ def max_pool2d_backward(grad_out, argmax, input_shape, name="max_pooling2d"):
     if argmax.size and argmax.view(np.uint32).max() >= h * w:
         raise ValueError(f"{name}: argmax holds positions outside the {h}x{w} input")
     grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
-    _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x, get_num_threads())
+    _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x, _threads.threads_now())
     return grad_x
 
 
@@ -1263,7 +1264,7 @@ def avg_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False,
     """Average pooling; padded cells count in the divisor only with count_include_pad."""
     x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
     out = _pool_output(x, geometry)
-    _pool.avg_pool2d_forward(x, out, *_avg_args(geometry, count_include_pad), get_num_threads())
+    _pool.avg_pool2d_forward(x, out, *_avg_args(geometry, count_include_pad), _threads.threads_now())
     return out
 
 
@@ -1278,7 +1279,7 @@ def avg_pool2d_backward(grad_out, input_shape, pool_size, strides=None, padding=
         raise ValueError(f"{name}: output gradient has shape {grad_out.shape}, expected {expected}")
     grad_x = np.empty(shape, dtype=grad_out.dtype)
     _pool.avg_pool2d_backward(grad_out, grad_x, *_avg_args(geometry, count_include_pad),
-                              get_num_threads())
+                              _threads.threads_now())
     return grad_x
 
 
@@ -1331,7 +1332,7 @@ MIN_RESAMPLED_PIXELS_PER_THREAD = 4096
 
 def _resampling_threads(pixels, parts):
     """Threads for `pixels` output pixels split into `parts` independent pieces."""
-    return max(1, min(get_num_threads(), parts, pixels // MIN_RESAMPLED_PIXELS_PER_THREAD))
+    return max(1, min(_threads.threads_now(), parts, pixels // MIN_RESAMPLED_PIXELS_PER_THREAD))
 
 
 def _affine_setup(transforms, batch, interpolation, fill_mode, name):
@@ -1449,7 +1450,7 @@ def resize_bilinear(x, size, dtype=None, name="resize"):
     out = np.empty((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
     _resize.resize_bilinear_forward(x, out, *_bilinear_taps(x.shape[1], out_h, x.dtype),
                                     *_bilinear_taps(x.shape[2], out_w, x.dtype),
-                                    get_num_threads())
+                                    _threads.threads_now())
     return out
 
 
@@ -1463,7 +1464,7 @@ def resize_bilinear_backward(grad_out, input_shape, name="resize"):
     grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
     _resize.resize_bilinear_backward(grad_out, grad_x, *rows, first_row, end_row,
                                      *_bilinear_taps(w, grad_out.shape[2], grad_out.dtype),
-                                     get_num_threads())
+                                     _threads.threads_now())
     return grad_x
 
 
@@ -1540,7 +1541,7 @@ def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, name="layer_normalization
     mean = np.empty(x.shape[0], dtype=x.dtype)
     inv = np.empty(x.shape[0], dtype=x.dtype)
     _layer_norm.layer_norm_forward(x, gamma, beta, float(epsilon), y, mean, inv,
-                                   get_num_threads())
+                                   _threads.threads_now())
     return y, mean, inv
 
 
@@ -1569,7 +1570,7 @@ def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
     grad_beta = np.empty((blocks, width), dtype=x.dtype)
     grad_x = np.empty_like(x) if need_input_grad else None
     _layer_norm.layer_norm_backward(x, grad_out, gamma, *stats, grad_x, grad_gamma, grad_beta,
-                                    block_rows, get_num_threads())
+                                    block_rows, _threads.threads_now())
     total_gamma, total_beta = grad_gamma[0], grad_beta[0]
     for b in range(1, blocks):  # in order: the sums do not depend on the thread count
         total_gamma += grad_gamma[b]

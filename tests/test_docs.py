@@ -296,8 +296,12 @@ def test_the_readme_says_what_to_do_about_threads_on_a_busy_machine():
     readme = _read("README.md")
     section = readme.split("[start:busy-machine]")[1].split("[end:busy-machine]")[0]
     for advice in ("convnet.set_num_threads(1)", "OMP_NUM_THREADS", "threads x processes",
-                   "OMP_WAIT_POLICY=passive", "hvd.init()"):
+                   "OMP_WAIT_POLICY=passive", "hvd.init()", "adaptive=False",
+                   "CONVNET_ADAPTIVE_THREADS=0", "/proc/stat"):
         assert advice in section, advice
+    # How often it says convnet looks at the load is how often it does.
+    from convnet._core import threads
+    assert threads.LOAD_SAMPLE_SECONDS == 0.25 and "four times a second" in section
     # The spin count it names is the one convnet sets.
     spin = int(_wait_policy.GOMP_SPIN_COUNT)
     assert f"GOMP_SPINCOUNT={spin}" in section and f"about {spin:,} iterations" in section

@@ -28,6 +28,7 @@ cdef extern from *:
 
 import math
 import os
+import time
 import warnings
 from _thread import get_ident
 from numbers import Integral
@@ -94,10 +95,15 @@ def openmp_enabled():
     return bool(convnet_openmp_enabled())
 
 
-def set_num_threads(n):
+def set_num_threads(n, adaptive=None):
     """Set the number of OpenMP threads the convolution and pooling kernels use.
 
-    ``n`` is an int >= 1. More threads than ``available_cpus()`` (the CPUs this process
+    ``n`` is an int >= 1: the count, and where the count adapts to the load (the default)
+    the most the kernels use: where other programs keep some of the process's CPUs busy,
+    they use only the CPUs left free, at least one (see ``threads_now``). ``adaptive``:
+    True or False sets that (False: ``n`` threads however busy the machine is), None (the
+    default) keeps the current setting, which starts as True unless the environment
+    variable ``CONVNET_ADAPTIVE_THREADS`` is ``0``. More threads than ``available_cpus()`` (the CPUs this process
     may run on: its affinity mask, or its cgroup CPU quota where lower) are never faster
     and, by the thousand, exhaust memory or crash libgomp: such an ``n`` is clipped to
     that bound with a RuntimeWarning. Results are the same at any count.
@@ -108,8 +114,12 @@ def set_num_threads(n):
     Start such workers with the "spawn" or "forkserver" method to use several threads.
     """
     global _num_threads
+    global _adaptive
     if isinstance(n, bool) or not isinstance(n, Integral):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
+    if adaptive is not None and not isinstance(adaptive, bool):
+        raise TypeError(f"set_num_threads: adaptive must be True, False or None, got "
+                        f"{adaptive!r}")
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
@@ -127,11 +137,104 @@ def set_num_threads(n):
             f"pool does not survive fork(), so the kernels must stay on one thread here. Start "
             f"worker processes with multiprocessing's 'spawn' or 'forkserver' method instead.")
     _num_threads = n
+    if adaptive is not None:
+        _adaptive = adaptive
 
 
 def get_num_threads():
-    """The number of OpenMP threads the kernels use."""
+    """The number of OpenMP threads the kernels use: the most, where they adapt to the load
+    (see set_num_threads)."""
     # Every kernel call asks this first: note the threads that open regions of several.
     if _num_threads > 1:
         _threads_with_pool.add(get_ident())
     return _num_threads
+
+
+# ----------------------------------------------------------------------------- a busy machine
+# Each parallel region ends when its slowest thread does: a thread that shares its core with
+# another program's holds all the others up for the scheduler's time slices. Beside one
+# busy-looping process on 2 cores, W7's training step took 1.2x as long at 2 threads as at 1
+# (issue 19), even with the bounded spin of _wait_policy. So, unless told otherwise, the
+# kernels use only the CPUs that other work leaves free, as measured from the kernel's CPU
+# counters (Linux's /proc/stat) over the last LOAD_SAMPLE_SECONDS: the CPU time spent on the
+# process's CPUs, less this process's own. Results do not depend on the count, so it may
+# change between any two kernel calls.
+LOAD_SAMPLE_SECONDS = 0.25
+_adaptive = os.environ.get("CONVNET_ADAPTIVE_THREADS", "1") != "0"
+_free_cpus = None     # CPUs the last sample found free; None before there were two samples
+_last_sample = None   # (monotonic seconds, process CPU seconds, busy CPU seconds) or None
+_next_sample = 0.0
+try:
+    _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):
+    _TICKS_PER_SECOND = 100
+
+
+def busy_seconds(stat_text, cpus):
+    """CPU seconds the CPUs numbered `cpus` have been busy since boot, from /proc/stat's
+    text: user, nice, system, irq, softirq and steal time (steal: what the hypervisor gave
+    to other machines). None where no line for those CPUs is found."""
+    wanted = set(cpus)
+    total, found = 0, False
+    for line in stat_text.splitlines():
+        if not line.startswith("cpu"):
+            if found:
+                break
+            continue
+        name, *fields = line.split()
+        if name == "cpu" or int(name[3:]) not in wanted:
+            continue
+        user, nice, system, _, _, irq, softirq, steal = (int(v) for v in (fields + ["0"] * 8)[:8])
+        total += user + nice + system + irq + softirq + steal
+        found = True
+    return total / _TICKS_PER_SECOND if found else None
+
+
+def free_cpus(cpus, wall, own, busy):
+    """The CPUs other work leaves free, of `cpus`, over `wall` seconds in which they were
+    busy for `busy` CPU seconds, `own` of them this process's: `cpus` less the others'
+    load rounded to whole CPUs, at least 1."""
+    others = max(0.0, busy - own) / wall if wall > 0 else 0.0
+    return max(1, cpus - int(others + 0.5))
+
+
+def _read_stat():
+    with open("/proc/stat") as f:
+        return f.read()
+
+
+def _sample(now):
+    global _free_cpus, _last_sample, _next_sample
+    _next_sample = now + LOAD_SAMPLE_SECONDS
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        busy = busy_seconds(_read_stat(), cpus)
+    except (AttributeError, OSError, ValueError):
+        busy = None
+    if busy is None:  # no counters here: no adapting
+        _free_cpus, _last_sample = None, None
+        return
+    own = time.process_time()
+    if _last_sample is not None:
+        then, own_then, busy_then = _last_sample
+        _free_cpus = free_cpus(len(cpus), now - then, own - own_then, busy - busy_then)
+    _last_sample = (now, own, busy)
+
+
+def adaptive_threads():
+    """True where the kernels use only the CPUs other work leaves free (set_num_threads)."""
+    return _adaptive
+
+
+def threads_now():
+    """The threads the next kernel call uses: get_num_threads(), or where the count adapts
+    (set_num_threads' default) and other work keeps some of the process's CPUs busy,
+    the CPUs it leaves free, at least one. The kernels ask this on every call; it looks
+    at the load at most every LOAD_SAMPLE_SECONDS."""
+    n = get_num_threads()
+    if n == 1 or not _adaptive:
+        return n
+    now = time.monotonic()
+    if now >= _next_sample:
+        _sample(now)
+    return n if _free_cpus is None else min(n, _free_cpus)
