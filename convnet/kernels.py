@@ -363,18 +363,39 @@ def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name, 
     return algorithm
 
 
-@dataclass(frozen=True, eq=False)
 class WinogradKernel:
     """A 3x3 kernel in Winograd's transformed domain, for one algorithm (tile size).
 
     ``forward`` is G g G^T, (cells, in_channels, filters), what the forward pass multiplies
     by; ``input_grad`` the same of the kernel rotated by 180 degrees with its channels
-    swapped, (cells, filters, in_channels), what the input gradient multiplies by.
+    swapped, (cells, filters, in_channels), what the input gradient multiplies by. That one
+    is computed on first use (an inference never needs it), from a copy of the kernel
+    taken with ``forward``, so both always belong to the same kernel.
     """
-    algorithm: str
-    kernel_shape: tuple
-    forward: np.ndarray
-    input_grad: np.ndarray
+
+    def __init__(self, algorithm, kernel):
+        self.algorithm = algorithm
+        self.kernel_shape = kernel.shape
+        self._g = WINOGRAD_G[WINOGRAD_TILES[algorithm]]
+        self._rotated = kernel[::-1, ::-1].transpose(0, 1, 3, 2).copy()
+        self.forward = self._transform(kernel)
+        self._input_grad = None
+
+    @property
+    def input_grad(self):
+        if self._input_grad is None:
+            self._input_grad = self._transform(self._rotated)
+            self._rotated = None
+        return self._input_grad
+
+    def _transform(self, k):
+        # G k G^T over the two 3-tap axes, as two matrix products in float64 (4x faster
+        # than one einsum), rounded once to the kernel's dtype.
+        g = self._g
+        cells, rest = g.shape[0], k.shape[2:]
+        half = (g @ k.astype(np.float64).reshape(3, -1)).reshape(cells, 3, -1)
+        transformed = np.matmul(g, half)   # (cells, cells, in * out): [a, b] = sum_q g[b, q] half[a, q]
+        return np.ascontiguousarray(transformed.reshape(cells * cells, *rest), dtype=k.dtype)
 
 
 def winograd_kernel_transform(kernel, algorithm="winograd", name="conv2d"):
@@ -393,15 +414,7 @@ def winograd_kernel_transform(kernel, algorithm="winograd", name="conv2d"):
     if kernel.ndim != 4 or kernel.shape[:2] != (3, 3) or min(kernel.shape) < 1:
         raise ValueError(f"{name}: Winograd transforms a (3, 3, in_channels, filters) kernel, "
                          f"got shape {kernel.shape}")
-    g = WINOGRAD_G[WINOGRAD_TILES[algorithm]]
-    cells = g.shape[0] ** 2
-
-    def transform(k):
-        transformed = np.einsum("ip,jq,pqcf->ijcf", g, g, k, dtype=np.float64)
-        return np.ascontiguousarray(transformed.reshape(cells, *k.shape[2:]), dtype=dtype)
-
-    rotated = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
-    return WinogradKernel(algorithm, kernel.shape, transform(kernel), transform(rotated))
+    return WinogradKernel(algorithm, kernel.astype(dtype, copy=False))
 
 
 def _winograd_kernel(kernel, algorithm, kernel_transforms, name):
