@@ -57,8 +57,8 @@ extensions = [
     Extension(f"convnet._core.{name}", [f"convnet/_core/{name}.pyx"],
               include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-    for name in ("conv", "depthwise", "image", "layer_norm", "linalg", "norm", "pool", "resize",
-                 "threads", "winograd")
+    for name in ("conv", "depthwise", "direct", "image", "layer_norm", "linalg", "norm", "pool",
+                 "resize", "threads", "winograd")
 ]
 
 setup(

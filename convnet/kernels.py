@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._core import conv as _conv
 from ._core import depthwise as _depthwise
+from ._core import direct as _direct
 from ._core import image as _image
 from ._core import layer_norm as _layer_norm
 from ._core import linalg as _linalg
@@ -283,7 +284,10 @@ WINOGRAD_G = {
 # output tile m. "winograd4" does a quarter of im2col's multiplications, "winograd" 4/9,
 # but F(4x4, 3x3) rounds too much in float32 for "auto" to pick it (see choose_algorithm).
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
-ALGORITHMS = ("auto", "im2col", *WINOGRAD_TILES)
+# "direct" sums each output pixel's taps in a loop, for single-channel inputs only, of
+# kernels of at most DIRECT_MAX_TAPS taps (_core/direct.pyx's MAX_TAPS: a pixel's list).
+DIRECT_MAX_TAPS = 4096
+ALGORITHMS = ("auto", "im2col", "direct", *WINOGRAD_TILES)
 # Each thread transforms this many bytes of tiles (input and output sides) at a time, then
 # multiplies them: small enough to stay near its core between the steps, large enough that
 # the 16 or 36 GEMMs of a block are not mostly call overhead (about 1 us each). On W1, 1.5
@@ -304,19 +308,26 @@ def winograd_serves(kernel_size, strides, dilation):
 
 
 def choose_algorithm(direction, input_shape, output_hw, kernel_shape, strides, dilation):
-    """The algorithm "auto" runs: "winograd" or "im2col", for the "forward" or "backward"
-    pass (both gradients) of a convolution of `input_shape` (N, H, W, C) to an output of
-    height and width `output_hw`, with a kernel of `kernel_shape` (kh, kw, C, F).
+    """The algorithm "auto" runs: "winograd", "direct" or "im2col", for the "forward" or
+    "backward" pass (both gradients) of a convolution of `input_shape` (N, H, W, C) to an
+    output of height and width `output_hw`, with a kernel of `kernel_shape` (kh, kw, C, F).
 
-    The rule, from the benchmarks (1 thread, this project's 2-core x86-64 machine):
-    Winograd F(2x2, 3x3) serves 3x3 kernels at stride 1 and dilation 1 only, and pays
-    where its 16 GEMMs per block are wide enough to run BLAS near full speed: forward
-    (K = C, N = F) with C >= 32 and F >= 64 (W1: 0.6x im2col's time; 32 -> 32 channels:
-    1.1x, 16 -> 64: 1.6x), backward (the input gradient's K = F, N = C) with C >= 16 and
-    F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16: 1.06x). The backward pass
-    gains less, so it also needs the 2x2 tiles to cover the output and the input with
-    at most 10% to spare (W7's 14x14: none, 0.83x im2col's time; W8's 13x13 input and
-    11x11 output: 14% and 16%, 1.06x). Otherwise im2col.
+    The rule, from the benchmarks (1 thread, this project's 2-core x86-64 machine): the
+    backward pass of a single-channel input (in_channels 1: a network's first layer on grey
+    images) is "direct"'s, any kernel size, stride and dilation: im2col's GEMM has an inner
+    dimension of only kh * kw there, and BLAS packs more than it multiplies (W7's first
+    layer, 64 images 28x28, 3x3, 1 -> 32, through its ReLU: kernel gradient 4.4 -> 2.3 ms at
+    1 thread, 2.2 -> 1.9 at 2; W8's, 128 images: 7.2 -> 3.9 and 4.0 -> 3.4; W2's 5x5
+    backward 6.9 -> 5.9 and 4.1 -> 3.2). Its forward pass stays im2col's: the direct sum was
+    no faster there (4.7 ms both on W8's first layer at 1 thread, slower at 2), as writing
+    the 32-channel output bounds both. Otherwise Winograd F(2x2, 3x3) serves 3x3 kernels at
+    stride 1 and dilation 1 only, and pays where its 16 GEMMs per block are wide enough to
+    run BLAS near full speed: forward (K = C, N = F) with C >= 32 and F >= 64 (W1: 0.6x
+    im2col's time; 32 -> 32 channels: 1.1x, 16 -> 64: 1.6x), backward (the input gradient's
+    K = F, N = C) with C >= 16 and F >= 32 (W1: 0.75x; 8 -> 32 channels: 1.5x; 16 -> 16:
+    1.06x). The backward pass gains less, so it also needs the 2x2 tiles to cover the output
+    and the input with at most 10% to spare (W7's 14x14: none, 0.83x im2col's time; W8's
+    13x13 input and 11x11 output: 14% and 16%, 1.06x). Otherwise im2col.
 
     F(4x4, 3x3) ("winograd4") is never chosen: on W1-shaped data (inputs, kernels and
     gradients uniform in [-1, 1]) its float32 forward pass is off by 3.0x im2col's max abs
@@ -325,9 +336,11 @@ def choose_algorithm(direction, input_shape, output_hw, kernel_shape, strides, d
     from one algorithm). F(2x2, 3x3) is at 0.4x, 1.7x and 1.2x im2col's, inside the
     tolerance wherever im2col is (benchmarks/accuracy.py; BENCHMARKS.md, "Accuracy").
     """
+    channels, filters = kernel_shape[2], kernel_shape[3]
+    if channels == 1 and kernel_shape[0] * kernel_shape[1] <= DIRECT_MAX_TAPS:
+        return "direct" if direction == "backward" else "im2col"
     if not winograd_serves(kernel_shape[:2], strides, dilation):
         return "im2col"
-    channels, filters = kernel_shape[2], kernel_shape[3]
     if direction == "forward":
         return "winograd" if channels >= 32 and filters >= 64 else "im2col"
     covered = min(_tile_coverage(output_hw), _tile_coverage(input_shape[1:3]))
@@ -354,6 +367,12 @@ def _algorithm(algorithm, direction, geometry, input_shape, kernel_shape, name, 
     if algorithm == "auto":
         return choose_algorithm(direction, input_shape, geometry.output_hw, kernel_shape,
                                 geometry.strides, geometry.dilation)
+    if algorithm == "direct":
+        if kernel_shape[2] != 1 or kernel_shape[0] * kernel_shape[1] > DIRECT_MAX_TAPS:
+            raise ValueError(f"{name}: algorithm='direct' computes convolutions of one input "
+                             f"channel with at most {DIRECT_MAX_TAPS} taps only, got a kernel "
+                             f"of shape {tuple(kernel_shape)}; use algorithm='im2col' or 'auto'")
+        return algorithm
     if algorithm != "im2col" and not winograd_serves(geometry.kernel, geometry.strides,
                                                      geometry.dilation):
         raise ValueError(
@@ -394,7 +413,8 @@ class WinogradKernel:
         g = self._g
         cells, rest = g.shape[0], k.shape[2:]
         half = (g @ k.astype(np.float64).reshape(3, -1)).reshape(cells, 3, -1)
-        transformed = np.matmul(g, half)   # (cells, cells, in * out): [a, b] = sum_q g[b, q] half[a, q]
+        # (cells, cells, in * out): [a, b] = sum over q of g[b, q] half[a, q]
+        transformed = np.matmul(g, half)
         return np.ascontiguousarray(transformed.reshape(cells * cells, *rest), dtype=k.dtype)
 
 
@@ -571,6 +591,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
     own. Returns (N, out_h, out_w, filters) in the kernel's dtype.
 
     ``algorithm``: "im2col" (im2col + GEMM: any shape, im2col's summation order),
+    "direct" (each pixel's taps summed in a loop: single-channel inputs only),
     "winograd" (F(2x2, 3x3)) or "winograd4" (F(4x4, 3x3), faster, less accurate in
     float32), which serve ungrouped 3x3 kernels at stride 1 and dilation 1 only, or "auto"
     (choose_algorithm's rule).
@@ -593,7 +614,37 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, re
         _winograd_conv(x, None, transformed.forward, bias, out, top, left,
                        WINOGRAD_TILES[algorithm], bool(relu))
         return out
+    if algorithm == "direct":
+        return _direct_conv(x, kernel, bias, geometry, relu)
     return _conv_forward(x, kernel, bias, geometry, groups, relu)
+
+
+def _direct_conv(x, kernel, bias, geometry, relu):
+    """The convolution of a single-channel x, tap by tap (see _core/direct.pyx)."""
+    filters = kernel.shape[3]
+    out = np.empty((x.shape[0], *geometry.output_hw, filters), dtype=kernel.dtype)
+    if out.size:
+        _direct.conv1_forward(x, kernel.reshape(-1, filters), bias, out,
+                              *_column_args(geometry)[:8], bool(relu), _threads.threads_now())
+    return out
+
+
+def _direct_kernel_gradient(x, grad_out, relu_output, geometry):
+    """(grad_kernel (kh*kw, F), grad_bias) of _direct_conv, summed over fixed partials in order."""
+    n, filters = x.shape[0], grad_out.shape[3]
+    (kh, kw) = geometry.kernel
+    threads = _threads.threads_now()
+    scratch = _scratch(threads, grad_out.shape[2] * filters, x.dtype)
+    n_partials = min(n, MAX_GRADIENT_PARTIALS)
+    partials = np.empty((n_partials, kh * kw, filters), dtype=x.dtype)
+    bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
+    _direct.conv1_kernel_gradient(x, grad_out, relu_output, partials, bias_partials, scratch,
+                                  *_column_args(geometry)[:8], threads)
+    grad_kernel, grad_bias = partials[0], bias_partials[0]
+    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
+        grad_kernel += partials[p]
+        grad_bias += bias_partials[p]
+    return grad_kernel, grad_bias
 
 
 def _conv_forward(x, kernel, bias, geometry, groups, relu):
@@ -622,7 +673,8 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
     block at a time (the same numbers as ``relu_backward`` first, without its pass).
 
     ``algorithm`` and ``kernel_transforms`` as in conv2d; both gradients use the same
-    algorithm. The kernel gradient is a sum of partial sums over fixed groups of images,
+    algorithm, but for "direct", whose input gradient (which a network's first layer never
+    asks for) is im2col's. The kernel gradient is a sum of partial sums over fixed groups of images,
     added in a fixed order, so results are identical at any number of threads.
     """
     x, kernel, _, geometry, groups = _conv_setup(x, kernel, None, strides, padding,
@@ -645,6 +697,14 @@ def conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", dilation_ra
             _winograd_conv(grad_out, relu_output, transformed.input_grad, None, grad_x,
                            2 - top, 2 - left, tile, False)
         return grad_x, grad_kernel, grad_bias
+    if algorithm == "direct" and grad_out.size:
+        grad_kernel, grad_bias = _direct_kernel_gradient(x, grad_out, relu_output, geometry)
+        grad_x = None
+        if need_input_grad:  # im2col's: a network's first layer never asks for this one
+            if relu_output is not None:
+                grad_out = relu_backward(relu_output, grad_out, name)
+            grad_x = _conv_input_gradient(grad_out, kernel, None, x.shape, geometry, 1, False)
+        return grad_x, grad_kernel.reshape(kernel.shape), grad_bias
     return _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_input_grad)
 
 
@@ -1262,7 +1322,8 @@ def max_pool2d_backward(grad_out, argmax, input_shape, name="max_pooling2d"):
     if argmax.size and argmax.view(np.uint32).max() >= h * w:
         raise ValueError(f"{name}: argmax holds positions outside the {h}x{w} input")
     grad_x = np.empty((n, h, w, channels), dtype=grad_out.dtype)
-    _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x, _threads.threads_now())
+    _pool.max_pool2d_backward(grad_out, np.ascontiguousarray(argmax), grad_x,
+                              _threads.threads_now())
     return grad_x
 
 
@@ -1277,7 +1338,8 @@ def avg_pool2d(x, pool_size, strides=None, padding="valid", ceil_mode=False,
     """Average pooling; padded cells count in the divisor only with count_include_pad."""
     x, geometry = _pool_setup(x, pool_size, strides, padding, ceil_mode, dtype, name)
     out = _pool_output(x, geometry)
-    _pool.avg_pool2d_forward(x, out, *_avg_args(geometry, count_include_pad), _threads.threads_now())
+    _pool.avg_pool2d_forward(x, out, *_avg_args(geometry, count_include_pad),
+                             _threads.threads_now())
     return out
 
 
