@@ -1651,3 +1651,24 @@ def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
         total_gamma += grad_gamma[b]
         total_beta += grad_beta[b]
     return grad_x, total_gamma, total_beta
+
+
+def _warm_up_blas():
+    """Run one moderate GEMM in each precision, once, when convnet loads.
+
+    Until scipy's OpenBLAS had run a product of about 256**3 (float32), the small
+    single-threaded GEMMs of convnet's kernels ran up to twice as slow on this project's
+    2-core machine, for the life of the process: a Winograd forward pass took 17-20 ms
+    instead of 10 (64 images 14x14, 32 -> 64 channels, 1 thread), its kernel gradient 18-22
+    instead of 13, the BLAS microkernel taking 2.3x the cycles with no more page faults
+    and no context switches. A program whose first products were large (a Dense layer,
+    im2col on a wide input) never saw it; one that began with Winograd's blocks stayed
+    slow. The cause lies inside OpenBLAS and was not found: a 64**3 product cured the
+    forward pass and not the kernel gradient, 256**3 (on one thread or several) cured
+    both. This costs about 2 ms at import."""
+    for dtype in (np.float32, np.float64):
+        a = np.ones((256, 256), dtype=dtype)
+        _linalg.matmul(a, False, a, False, np.empty_like(a), 256, True, 1)
+
+
+_warm_up_blas()
