@@ -243,6 +243,7 @@ class SequentialBlas:
                     self._controller = ThreadpoolController().select(user_api="blas")
                 self._saved = self._controller.limit(limits=1)
             self._depth += 1
+        _warm_up_blas()
         return self
 
     def __exit__(self, *exc):
@@ -254,6 +255,36 @@ class SequentialBlas:
 
 
 _sequential_blas = SequentialBlas()
+
+# The most threads whose OpenBLAS buffers _warm_up_blas prepares (more would cost memory
+# and time on machines few programs use fully).
+WARM_UP_THREADS = 16
+
+
+def _warm_up_blas():
+    """Before a Python thread's first kernel that calls BLAS (and again when its thread
+    count rises), run one 512**3 float32 GEMM on each of its OpenMP threads at once.
+
+    On this project's 2-core machine a single-threaded OpenBLAS GEMM ran at a third to a
+    half of its speed (12 GFLOP/s for 256 x 1024 x 256 against 34; a Winograd forward pass
+    17-20 ms instead of 10) until the buffer OpenBLAS hands that call had served a product
+    of about that size or larger, and threads calling BLAS at the same time each get a
+    buffer of their own: the kernels' second thread stayed slow, so 2 threads ran W1's
+    products only 1.2-1.5x as fast as 1 (two processes: 2x each). No more page faults or
+    context switches; 2.3x the cycles in the microkernel. A program whose first product on
+    every thread was large never saw it. The cause lies inside OpenBLAS (or the virtual
+    machine's memory) and was not found; one large product per thread, all at once so that
+    each takes a buffer of its own, avoids it: 2 threads then ran those products 2.0x as
+    fast as 1. It costs about 10 ms, once. BLAS is held to one thread (the caller's
+    SequentialBlas)."""
+    # Counted per Python thread (each has a libgomp pool of its own), in its _workspace.
+    threads = min(_threads.threads_now(), WARM_UP_THREADS)
+    if _workspace.__dict__.get("blas_threads_warmed", 0) >= threads:
+        return
+    _workspace.blas_threads_warmed = threads
+    n = 512
+    a = np.ones((n * threads, n), dtype=np.float32)
+    _linalg.matmul(a, False, a[:n], False, np.empty_like(a), n, True, threads)
 
 
 def _block_rows(column_width, itemsize):
@@ -286,7 +317,7 @@ WINOGRAD_G = {
 WINOGRAD_TILES = {"winograd": 2, "winograd4": 4}
 # "direct" sums each output pixel's taps in a loop, for single-channel inputs only, of
 # kernels of at most DIRECT_MAX_TAPS taps (_core/direct.pyx's MAX_TAPS: a pixel's list).
-DIRECT_MAX_TAPS = 4096
+DIRECT_MAX_TAPS = 1024
 ALGORITHMS = ("auto", "im2col", "direct", *WINOGRAD_TILES)
 # Each thread transforms this many bytes of tiles (input and output sides) at a time, then
 # multiplies them: small enough to stay near its core between the steps, large enough that
@@ -1651,24 +1682,3 @@ def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
         total_gamma += grad_gamma[b]
         total_beta += grad_beta[b]
     return grad_x, total_gamma, total_beta
-
-
-def _warm_up_blas():
-    """Run one moderate GEMM in each precision, once, when convnet loads.
-
-    Until scipy's OpenBLAS had run a product of about 256**3 (float32), the small
-    single-threaded GEMMs of convnet's kernels ran up to twice as slow on this project's
-    2-core machine, for the life of the process: a Winograd forward pass took 17-20 ms
-    instead of 10 (64 images 14x14, 32 -> 64 channels, 1 thread), its kernel gradient 18-22
-    instead of 13, the BLAS microkernel taking 2.3x the cycles with no more page faults
-    and no context switches. A program whose first products were large (a Dense layer,
-    im2col on a wide input) never saw it; one that began with Winograd's blocks stayed
-    slow. The cause lies inside OpenBLAS and was not found: a 64**3 product cured the
-    forward pass and not the kernel gradient, 256**3 (on one thread or several) cured
-    both. This costs about 2 ms at import."""
-    for dtype in (np.float32, np.float64):
-        a = np.ones((256, 256), dtype=dtype)
-        _linalg.matmul(a, False, a, False, np.empty_like(a), 256, True, 1)
-
-
-_warm_up_blas()

@@ -109,5 +109,9 @@ def test_direct_refuses_more_than_one_input_channel(kernel_shape, groups):
 
 def test_a_kernel_with_more_taps_than_a_pixel_list_holds_is_refused():
     with pytest.raises(ValueError, match="algorithm='direct'"):
-        kernels.conv2d(np.zeros((1, 70, 70, 1), np.float32), np.zeros((65, 65, 1, 2), np.float32),
+        kernels.conv2d(np.zeros((1, 40, 40, 1), np.float32),
+                       np.zeros((33, 32, 1, 2), np.float32), algorithm="direct")
+    # 32 x 32 = 1024 taps is the most
+    y = kernels.conv2d(np.ones((1, 32, 32, 1), np.float32), np.ones((32, 32, 1, 2), np.float32),
                        algorithm="direct")
+    np.testing.assert_array_equal(y, np.full((1, 1, 1, 2), 1024, np.float32))

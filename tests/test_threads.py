@@ -136,3 +136,33 @@ def test_results_do_not_depend_on_whether_the_count_adapts(threads, rng):
         convnet.set_num_threads(_threads.available_cpus(), adaptive=adaptive)
         results.append(kernels.conv2d(x, kernel, None, 1, "same", algorithm="winograd"))
     assert results[0].tobytes() == results[1].tobytes()
+
+
+def test_blas_buffers_are_warmed_once_per_python_thread_and_thread_count(threads, rng):
+    """kernels._warm_up_blas: one large product per OpenMP thread before a Python thread's
+    first BLAS kernel, again when its count rises, never when it does not."""
+    import threading
+    if _threads.available_cpus() < 2:
+        pytest.skip("needs 2 CPUs")
+    calls = []
+    real = kernels._linalg.matmul
+
+    def counting(a, trans_a, b, trans_b, out, block, by_rows, num_threads):
+        calls.append((out.shape, num_threads))
+        return real(a, trans_a, b, trans_b, out, block, by_rows, num_threads)
+
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+
+    def run(count):
+        convnet.set_num_threads(count, adaptive=False)
+        kernels.conv2d(x, w, algorithm="im2col")
+
+    kernels._linalg.matmul, saved = counting, kernels._linalg.matmul
+    try:
+        worker = threading.Thread(target=lambda: [run(1), run(1), run(2), run(2), run(1)])
+        worker.start()
+        worker.join()
+    finally:
+        kernels._linalg.matmul = saved
+    assert calls == [((512, 512), 1), ((1024, 512), 2)]

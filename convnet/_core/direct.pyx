@@ -4,14 +4,14 @@ gradient.
 With one input channel im2col's product has an inner dimension of kh * kw (9 for a 3x3
 kernel): BLAS packs both operands for every block and runs far from its peak (W8's first
 layer: about 11 GFLOP/s forward, 7 backward, against 35 for the 3x3 convolutions after
-it). Here each output pixel sums its taps directly, LANES filters at a time in local
-accumulators the compiler keeps in vector registers:
+it). Here each output pixel sums its taps directly, 32 filters at a time (then 16, then
+one at a time) in vector registers:
 
     out[n, i, j, f] = bias[f] + sum over p < kh, q < kw of x[n, ih, iw] * kernel[p, q, f]
     (ih = i * stride_h - pad_top + p * dilation_h, iw likewise; taps outside the image skipped)
 
 and the kernel gradient sums x[n, ih, iw] * grad[n, i, j, f] over the pixels, tap by tap
-along each output row, again LANES filters at a time.
+along each output row, again 32 or 16 filters at a time in vector registers.
 
 Results do not depend on the thread count: a pixel's sum runs over its taps in order,
 and the kernel gradient is summed into a fixed number of partial buffers, partial p
@@ -28,76 +28,76 @@ from libc.string cimport memset
 cdef extern from *:
     """
     #include <string.h>
-    /* The inner loops, in C. 16 filters at a time are summed in vector registers: GCC's
+    /* The inner loops, in C. 32 or 16 filters at a time are summed in vector registers: GCC's
        and Clang's vector extensions (SSE on x86-64, NEON on ARM), plain loops elsewhere.
        Left to itself GCC unrolls a 16-lane loop of local accumulators completely and
        then keeps every lane in scalar code (3x slower). */
     #if defined(__GNUC__)
     typedef float convnet_vf __attribute__((vector_size(16)));
     typedef double convnet_vd __attribute__((vector_size(16)));
-    #define CONVNET_VECTOR_IO(T, S, V)                                                      \
+    #define CONVNET_VECTOR_IO(T, S, V) \
     static inline V convnet_load_##S(const T* p) { V v; memcpy(&v, p, sizeof v); return v; } \
     static inline void convnet_store_##S(T* p, V v) { memcpy(p, &v, sizeof v); }
     CONVNET_VECTOR_IO(float, f, convnet_vf)
     CONVNET_VECTOR_IO(double, d, convnet_vd)
-    #define CONVNET_DIRECT_LOOPS(T, S, V, L)                                                \
-    enum { convnet_width_##S##L = sizeof(V) / sizeof(T),                                   \
-           convnet_vectors_##S##L = L / (sizeof(V) / sizeof(T)) };                         \
-    /* out[0:L] = start[0:L] (or 0) + sum over the taps inside the image, in order */    \
-    static inline void convnet_pixel_##S##L(T* out, const T* start, const T* image,           \
+    #define CONVNET_DIRECT_LOOPS(T, S, V, L) \
+    enum { convnet_width_##S##L = sizeof(V) / sizeof(T), \
+           convnet_vectors_##S##L = L / (sizeof(V) / sizeof(T)) }; \
+    /* out[0:L] = start[0:L] (or 0) + sum over the taps inside the image, in order */ \
+    static inline void convnet_pixel_##S##L(T* out, const T* start, const T* image, \
                                          const T* kernel, Py_ssize_t F, const Py_ssize_t* at, \
-                                         const Py_ssize_t* tap, Py_ssize_t taps) {         \
-        V acc[convnet_vectors_##S##L];                                                        \
-        Py_ssize_t u, t;                                                                   \
-        for (u = 0; u < convnet_vectors_##S##L; u++)                                          \
-            acc[u] = start ? convnet_load_##S(start + u * convnet_width_##S##L) : (V){0};     \
-        for (t = 0; t < taps; t++) {                                                       \
-            T v = image[at[t]];                                                            \
-            const T* w = kernel + tap[t] * F;                                              \
-            for (u = 0; u < convnet_vectors_##S##L; u++)                                      \
-                acc[u] += v * convnet_load_##S(w + u * convnet_width_##S##L);                 \
-        }                                                                                  \
-        for (u = 0; u < convnet_vectors_##S##L; u++)                                          \
-            convnet_store_##S(out + u * convnet_width_##S##L, acc[u]);                        \
-    }                                                                                      \
-    /* acc[0:L] += sum over j0 <= j < j1, in order, of x[j * stride] * g[j * F + 0:L] */   \
-    static inline void convnet_tap_sum_##S##L(T* acc_out, const T* x, Py_ssize_t stride,      \
-                                           const T* g, Py_ssize_t F, Py_ssize_t j0,        \
-                                           Py_ssize_t j1) {                                \
-        V acc[convnet_vectors_##S##L];                                                        \
-        Py_ssize_t u, j;                                                                   \
-        for (u = 0; u < convnet_vectors_##S##L; u++)                                          \
-            acc[u] = convnet_load_##S(acc_out + u * convnet_width_##S##L);                    \
-        for (j = j0; j < j1; j++) {                                                        \
-            T v = x[j * stride];                                                           \
-            for (u = 0; u < convnet_vectors_##S##L; u++)                                      \
-                acc[u] += v * convnet_load_##S(g + j * F + u * convnet_width_##S##L);         \
-        }                                                                                  \
-        for (u = 0; u < convnet_vectors_##S##L; u++)                                          \
-            convnet_store_##S(acc_out + u * convnet_width_##S##L, acc[u]);                    \
+                                         const Py_ssize_t* tap, Py_ssize_t taps) { \
+        V acc[convnet_vectors_##S##L]; \
+        Py_ssize_t u, t; \
+        for (u = 0; u < convnet_vectors_##S##L; u++) \
+            acc[u] = start ? convnet_load_##S(start + u * convnet_width_##S##L) : (V){0}; \
+        for (t = 0; t < taps; t++) { \
+            T v = image[at[t]]; \
+            const T* w = kernel + tap[t] * F; \
+            for (u = 0; u < convnet_vectors_##S##L; u++) \
+                acc[u] += v * convnet_load_##S(w + u * convnet_width_##S##L); \
+        } \
+        for (u = 0; u < convnet_vectors_##S##L; u++) \
+            convnet_store_##S(out + u * convnet_width_##S##L, acc[u]); \
+    } \
+    /* acc[0:L] += sum over j0 <= j < j1, in order, of x[j * stride] * g[j * F + 0:L] */ \
+    static inline void convnet_tap_sum_##S##L(T* acc_out, const T* x, Py_ssize_t stride, \
+                                           const T* g, Py_ssize_t F, Py_ssize_t j0, \
+                                           Py_ssize_t j1) { \
+        V acc[convnet_vectors_##S##L]; \
+        Py_ssize_t u, j; \
+        for (u = 0; u < convnet_vectors_##S##L; u++) \
+            acc[u] = convnet_load_##S(acc_out + u * convnet_width_##S##L); \
+        for (j = j0; j < j1; j++) { \
+            T v = x[j * stride]; \
+            for (u = 0; u < convnet_vectors_##S##L; u++) \
+                acc[u] += v * convnet_load_##S(g + j * F + u * convnet_width_##S##L); \
+        } \
+        for (u = 0; u < convnet_vectors_##S##L; u++) \
+            convnet_store_##S(acc_out + u * convnet_width_##S##L, acc[u]); \
     }
     CONVNET_DIRECT_LOOPS(float, f, convnet_vf, 32)
     CONVNET_DIRECT_LOOPS(float, f, convnet_vf, 16)
     CONVNET_DIRECT_LOOPS(double, d, convnet_vd, 32)
     CONVNET_DIRECT_LOOPS(double, d, convnet_vd, 16)
     #else
-    #define CONVNET_DIRECT_LOOPS(T, S, L)                                                   \
+    #define CONVNET_DIRECT_LOOPS(T, S, L) \
     static void convnet_pixel_##S##L(T* out, const T* start, const T* image, const T* kernel, \
                                   Py_ssize_t F, const Py_ssize_t* at, const Py_ssize_t* tap, \
-                                  Py_ssize_t taps) {                                       \
-        T acc[L];                                                                          \
-        Py_ssize_t k, t;                                                                   \
-        for (k = 0; k < L; k++) acc[k] = start ? start[k] : 0;                             \
-        for (t = 0; t < taps; t++)                                                         \
-            for (k = 0; k < L; k++)                                                        \
-                acc[k] += image[at[t]] * kernel[tap[t] * F + k];                           \
-        for (k = 0; k < L; k++) out[k] = acc[k];                                           \
-    }                                                                                      \
-    static void convnet_tap_sum_##S##L(T* acc, const T* x, Py_ssize_t stride, const T* g,  \
-                                    Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) {          \
-        Py_ssize_t k, j;                                                                   \
-        for (j = j0; j < j1; j++)                                                          \
-            for (k = 0; k < L; k++) acc[k] += x[j * stride] * g[j * F + k];                \
+                                  Py_ssize_t taps) { \
+        T acc[L]; \
+        Py_ssize_t k, t; \
+        for (k = 0; k < L; k++) acc[k] = start ? start[k] : 0; \
+        for (t = 0; t < taps; t++) \
+            for (k = 0; k < L; k++) \
+                acc[k] += image[at[t]] * kernel[tap[t] * F + k]; \
+        for (k = 0; k < L; k++) out[k] = acc[k]; \
+    } \
+    static void convnet_tap_sum_##S##L(T* acc, const T* x, Py_ssize_t stride, const T* g, \
+                                    Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) { \
+        Py_ssize_t k, j; \
+        for (j = j0; j < j1; j++) \
+            for (k = 0; k < L; k++) acc[k] += x[j * stride] * g[j * F + k]; \
     }
     CONVNET_DIRECT_LOOPS(float, f, 32)
     CONVNET_DIRECT_LOOPS(float, f, 16)
@@ -105,31 +105,29 @@ cdef extern from *:
     CONVNET_DIRECT_LOOPS(double, d, 16)
     #endif
     """
-    void convnet_pixel_f32(float* out, const float* start, const float* image, const float* kernel,
-                         Py_ssize_t F, const Py_ssize_t* at, const Py_ssize_t* tap,
-                         Py_ssize_t taps) noexcept nogil
+    void convnet_pixel_f32(float* out, const float* start, const float* image,
+                          const float* kernel, Py_ssize_t F, const Py_ssize_t* at,
+                          const Py_ssize_t* tap, Py_ssize_t taps) noexcept nogil
     void convnet_tap_sum_f32(float* acc, const float* x, Py_ssize_t stride, const float* g,
-                             Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
-    void convnet_pixel_d32(double* out, const double* start, const double* image, const double* kernel,
-                         Py_ssize_t F, const Py_ssize_t* at, const Py_ssize_t* tap,
-                         Py_ssize_t taps) noexcept nogil
+                            Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+    void convnet_pixel_d32(double* out, const double* start, const double* image,
+                          const double* kernel, Py_ssize_t F, const Py_ssize_t* at,
+                          const Py_ssize_t* tap, Py_ssize_t taps) noexcept nogil
     void convnet_tap_sum_d32(double* acc, const double* x, Py_ssize_t stride, const double* g,
-                             Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
-    void convnet_pixel_f16(float* out, const float* start, const float* image, const float* kernel,
-                         Py_ssize_t F, const Py_ssize_t* at, const Py_ssize_t* tap,
-                         Py_ssize_t taps) noexcept nogil
+                            Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+    void convnet_pixel_f16(float* out, const float* start, const float* image,
+                          const float* kernel, Py_ssize_t F, const Py_ssize_t* at,
+                          const Py_ssize_t* tap, Py_ssize_t taps) noexcept nogil
     void convnet_tap_sum_f16(float* acc, const float* x, Py_ssize_t stride, const float* g,
-                             Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
-    void convnet_pixel_d16(double* out, const double* start, const double* image, const double* kernel,
-                         Py_ssize_t F, const Py_ssize_t* at, const Py_ssize_t* tap,
-                         Py_ssize_t taps) noexcept nogil
+                            Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
+    void convnet_pixel_d16(double* out, const double* start, const double* image,
+                          const double* kernel, Py_ssize_t F, const Py_ssize_t* at,
+                          const Py_ssize_t* tap, Py_ssize_t taps) noexcept nogil
     void convnet_tap_sum_d16(double* acc, const double* x, Py_ssize_t stride, const double* g,
-                             Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
-
+                            Py_ssize_t F, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil
 
 cdef enum:
-    LANES = 32          # filters summed together (then 16, then one at a time)
-    MAX_TAPS = 4096     # taps a pixel's list holds; larger kernels are im2col's
+    MAX_TAPS = 1024     # taps a pixel's list holds (kernels.DIRECT_MAX_TAPS): 16 KiB of stack
 
 
 cdef struct Window:
@@ -159,7 +157,7 @@ cdef void forward_row(const floating[:, :, :, ::1] x, const floating[:, ::1] ker
     in order, 16 filters at a time, then the ReLU."""
     cdef Py_ssize_t at[MAX_TAPS]     # the pixel's taps inside the image: offsets in x,
     cdef Py_ssize_t tap[MAX_TAPS]    # and rows of the kernel
-    cdef floating rest[LANES]
+    cdef floating rest[16]     # the last F % 16 filters
     cdef Py_ssize_t F = out.shape[3], j, p, q, k, f0, ih, iw, taps, t
     cdef floating y
     cdef const floating* image = &x[n, 0, 0, 0]
