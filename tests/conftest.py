@@ -77,3 +77,18 @@ def keras_ops():
     except Exception as error:  # a backend whose library is not installed
         pytest.skip(f"keras.ops does not run here: {error}")
     return keras.ops
+
+
+def assert_conv_matches_loops(results, x, w, b, grad_y, strides, padding, dilation):
+    """(y, y through the ReLU, grad_x, grad_kernel, grad_bias) of one convolution checked
+    against the plain NumPy loops of tests/reference.py (padding resolved to pairs)."""
+    import reference as ref
+    y, y_relu, *grads = results
+    tol = TOLERANCE[x.dtype.type]
+    expected = ref.conv2d(x, w, b, strides, padding, dilation)
+    np.testing.assert_allclose(y, expected, **tol)
+    np.testing.assert_allclose(y_relu, np.maximum(expected, 0), **tol)
+    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, strides, padding, dilation)):
+        assert got.dtype == x.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from convnet import kernels
 
 import reference as ref
-from conftest import TOLERANCE, at_1_2_3_threads
+from conftest import TOLERANCE, assert_conv_matches_loops, at_1_2_3_threads
 from test_kernels import PROPERTY_EXAMPLES
 
 
@@ -54,13 +54,8 @@ def test_direct_forward_and_backward_match_loops(cfg):
         kernels.conv2d(x, w, b, **common),
         kernels.conv2d(x, w, b, relu=True, **common),
         *kernels.conv2d_backward(x, w, grad_y, **common)))
-    tol = TOLERANCE[dtype]
-    np.testing.assert_allclose(y, expected, **tol)
-    np.testing.assert_allclose(y_relu, np.maximum(expected, 0), **tol)
-    want = ref.conv2d_backward(x, w, grad_y, cfg["strides"], pad, cfg["dilation"])
-    for got, expect in zip((gx, gw, gb), want):
-        assert got.dtype == dtype and got.shape == expect.shape
-        np.testing.assert_allclose(got, expect, **tol)
+    assert_conv_matches_loops((y, y_relu, gx, gw, gb), x, w, b, grad_y, cfg["strides"], pad,
+                              cfg["dilation"])
 
     # Through the fused ReLU's derivative, and without the input gradient.
     masked = np.where(y_relu > 0, grad_y, 0)
@@ -71,7 +66,7 @@ def test_direct_forward_and_backward_match_loops(cfg):
     assert gx_none is None
     want = ref.conv2d_backward(x, w, masked, cfg["strides"], pad, cfg["dilation"])
     for got, expect in zip((gx, gw, gb), want):
-        np.testing.assert_allclose(got, expect, **tol)
+        np.testing.assert_allclose(got, expect, **TOLERANCE[dtype])
     assert gw_only.tobytes() == gw.tobytes() and gb_only.tobytes() == gb.tobytes()
 
 

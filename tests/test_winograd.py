@@ -10,7 +10,7 @@ from convnet import kernels, layers
 from convnet.utils import numerical_gradient
 
 import reference as ref
-from conftest import TOLERANCE
+from conftest import TOLERANCE, assert_conv_matches_loops
 from test_kernels import PROPERTY_EXAMPLES, at_one_and_two_threads
 
 WINOGRAD = ["winograd", "winograd4"]
@@ -57,12 +57,8 @@ def test_winograd_forward_and_backward_match_loops(cfg):
         kernels.conv2d(x, w, b, **common),
         kernels.conv2d(x, w, b, relu=True, **common),
         *kernels.conv2d_backward(x, w, grad_y, **common)))
+    assert_conv_matches_loops((y, y_relu, gx, gw, gb), x, w, b, grad_y, (1, 1), pad, (1, 1))
     tol = TOLERANCE[dtype]
-    np.testing.assert_allclose(y, expected, **tol)
-    np.testing.assert_allclose(y_relu, np.maximum(expected, 0), **tol)
-    for got, want in zip((gx, gw, gb), ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))):
-        assert got.dtype == dtype
-        np.testing.assert_allclose(got, want, **tol)
 
     # Through the fused ReLU, with the kernel transform cached between the calls.
     cache = {}
