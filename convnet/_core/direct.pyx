@@ -281,19 +281,19 @@ cdef void gradient_row(const floating[:, :, :, ::1] x, const floating[:, :, :, :
             f0 = 0
             while f0 + 32 <= F:
                 if floating is float:
-                    convnet_tap_sum_f32(dst + f0, row_x - j0 * w.stride_w, w.stride_w, g + f0,
-                                        F, j0, j1)
+                    convnet_tap_sum_f32(dst + f0, row_x, w.stride_w, g + j0 * F + f0, F, 0,
+                                        j1 - j0)
                 else:
-                    convnet_tap_sum_d32(dst + f0, row_x - j0 * w.stride_w, w.stride_w, g + f0,
-                                        F, j0, j1)
+                    convnet_tap_sum_d32(dst + f0, row_x, w.stride_w, g + j0 * F + f0, F, 0,
+                                        j1 - j0)
                 f0 = f0 + 32
             if f0 + 16 <= F:
                 if floating is float:
-                    convnet_tap_sum_f16(dst + f0, row_x - j0 * w.stride_w, w.stride_w, g + f0,
-                                        F, j0, j1)
+                    convnet_tap_sum_f16(dst + f0, row_x, w.stride_w, g + j0 * F + f0, F, 0,
+                                        j1 - j0)
                 else:
-                    convnet_tap_sum_d16(dst + f0, row_x - j0 * w.stride_w, w.stride_w, g + f0,
-                                        F, j0, j1)
+                    convnet_tap_sum_d16(dst + f0, row_x, w.stride_w, g + j0 * F + f0, F, 0,
+                                        j1 - j0)
                 f0 = f0 + 16
             for j in range(j0, j1):  # the last filters, one at a time, in the same order
                 v = row_x[(j - j0) * w.stride_w]

@@ -80,10 +80,12 @@ def _one_thread_after_fork():
     # with several threads on the forking thread's pool waits forever for workers that no
     # longer exist. One thread never touches the pool. Where the forking thread had no
     # pool, the child may raise the count again (libgomp then starts a new pool).
-    global _num_threads, _pool_lost
+    global _num_threads, _pool_lost, _last_sample, _free_cpus
     _pool_lost = _pool_lost or get_ident() in _threads_with_pool
     _threads_with_pool.clear()
     _num_threads = 1
+    # The parent's load sample counted the parent's CPU time: start the child's afresh.
+    _last_sample, _free_cpus = None, None
 
 
 if hasattr(os, "register_at_fork"):
