@@ -287,6 +287,16 @@ def _warm_up_blas():
     _linalg.matmul(a, False, a[:n], False, np.empty_like(a), n, True, threads)
 
 
+def _add_in_order(partials):
+    """partials[0] + partials[1] + ..., added one after another in that order (into
+    partials[0]): partial sums over fixed groups, so the total does not depend on the thread
+    count."""
+    total = partials[0]
+    for partial in partials[1:]:
+        total += partial
+    return total
+
+
 def _block_rows(column_width, itemsize):
     """Output pixels whose columns fit in COLUMN_BLOCK_BYTES (at least one)."""
     return max(1, COLUMN_BLOCK_BYTES // (column_width * itemsize))
@@ -524,11 +534,8 @@ def _winograd_kernel_gradient(x, grad_out, relu_output, top, left, tile):
         _winograd.winograd_kernel_gradient(x, grad_out, relu_output, g, g, partials,
                                            bias_partials, scratch, tile, tile, top, left, block,
                                            threads)
-    grad_kernel, grad_bias = partials[0], bias_partials[0]
-    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
-        grad_kernel += partials[p]
-        grad_bias += bias_partials[p]
-    return grad_kernel.reshape(3, 3, channels, filters), grad_bias
+    return (_add_in_order(partials).reshape(3, 3, channels, filters),
+            _add_in_order(bias_partials))
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -671,11 +678,7 @@ def _direct_kernel_gradient(x, grad_out, relu_output, geometry):
     bias_partials = np.empty((n_partials, filters), dtype=x.dtype)
     _direct.conv1_kernel_gradient(x, grad_out, relu_output, partials, bias_partials, scratch,
                                   *_column_args(geometry)[:8], threads)
-    grad_kernel, grad_bias = partials[0], bias_partials[0]
-    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
-        grad_kernel += partials[p]
-        grad_bias += bias_partials[p]
-    return grad_kernel, grad_bias
+    return _add_in_order(partials), _add_in_order(bias_partials)
 
 
 def _conv_forward(x, kernel, bias, geometry, groups, relu):
@@ -763,11 +766,7 @@ def _conv_backward(x, kernel, grad_out, relu_output, geometry, groups, need_inpu
         _conv.conv2d_backward(x, weights, grad_rows, relu_output, partials, bias_partials,
                               grad_x, scratch, *_column_args(geometry), groups, block_rows,
                               threads)
-    grad_weights, grad_bias = partials[0], bias_partials[0]
-    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
-        grad_weights += partials[p]
-        grad_bias += bias_partials[p]
-    return grad_x, grad_weights.reshape(kernel.shape), grad_bias
+    return grad_x, _add_in_order(partials).reshape(kernel.shape), _add_in_order(bias_partials)
 
 
 def _input_shape(input_shape, name):
@@ -942,11 +941,7 @@ def depthwise_conv2d_backward(x, kernel, grad_out, strides=1, padding="valid", d
     bias_partials = np.empty((n_partials, taps.shape[2]), dtype=kernel.dtype)
     _depthwise.depthwise_conv2d_backward_kernel(x, grad_out, partials, bias_partials,
                                                 *_depthwise_args(geometry), threads)
-    grad_taps, grad_bias = partials[0], bias_partials[0]
-    for p in range(1, n_partials):  # in order: the sums do not depend on the thread count
-        grad_taps += partials[p]
-        grad_bias += bias_partials[p]
-    return grad_x, grad_taps.reshape(kernel.shape), grad_bias
+    return grad_x, _add_in_order(partials).reshape(kernel.shape), _add_in_order(bias_partials)
 
 
 def relu_backward(y, grad_y, name="relu"):
@@ -1677,8 +1672,4 @@ def layer_norm_backward(x, grad_out, gamma, mean, inv, need_input_grad=True,
     grad_x = np.empty_like(x) if need_input_grad else None
     _layer_norm.layer_norm_backward(x, grad_out, gamma, *stats, grad_x, grad_gamma, grad_beta,
                                     block_rows, _threads.threads_now())
-    total_gamma, total_beta = grad_gamma[0], grad_beta[0]
-    for b in range(1, blocks):  # in order: the sums do not depend on the thread count
-        total_gamma += grad_gamma[b]
-        total_beta += grad_beta[b]
-    return grad_x, total_gamma, total_beta
+    return grad_x, _add_in_order(grad_gamma), _add_in_order(grad_beta)

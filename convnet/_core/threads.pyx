@@ -105,7 +105,9 @@ def set_num_threads(n, adaptive=None):
     they use only the CPUs left free, at least one (see ``threads_now``). ``adaptive``:
     True or False sets that (False: ``n`` threads however busy the machine is), None (the
     default) keeps the current setting, which starts as True unless the environment
-    variable ``CONVNET_ADAPTIVE_THREADS`` is ``0``. More threads than ``available_cpus()`` (the CPUs this process
+    variable ``CONVNET_ADAPTIVE_THREADS`` is ``0``.
+
+    More threads than ``available_cpus()`` (the CPUs this process
     may run on: its affinity mask, or its cgroup CPU quota where lower) are never faster
     and, by the thousand, exhaust memory or crash libgomp: such an ``n`` is clipped to
     that bound with a RuntimeWarning. Results are the same at any count.
@@ -115,8 +117,7 @@ def set_num_threads(n, adaptive=None):
     on one thread there, and asking for more raises RuntimeError instead of hanging.
     Start such workers with the "spawn" or "forkserver" method to use several threads.
     """
-    global _num_threads
-    global _adaptive
+    global _num_threads, _adaptive
     if isinstance(n, bool) or not isinstance(n, Integral):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
     if adaptive is not None and not isinstance(adaptive, bool):

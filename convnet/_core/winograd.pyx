@@ -292,7 +292,6 @@ cdef void output_tiles(const floating* M, Py_ssize_t M_rows, Py_ssize_t M_cols, 
     cdef floating patch[MAX_CELLS]
     cdef floating work[MAX_CELLS]
     cdef floating shift[LANES]
-    cdef floating y
     cdef Py_ssize_t F = out.shape[3], a_w = t.a_w, row = a_w * LANES
     cdef Py_ssize_t cell_step = M_rows * M_cols
     cdef Py_ssize_t r, n, i0, j0, chunk, f0, lanes, i, j, k
