@@ -91,6 +91,57 @@ def test_conv2d_forward_and_backward_match_loops(cfg):
         np.testing.assert_allclose(got, want, **TOLERANCE[cfg["dtype"]])
 
 
+@settings(max_examples=PROPERTY_EXAMPLES // 2)
+@given(conv_configs(), st.sampled_from([0.0, 0.2, 0.6, 0.95, 1.0]), st.booleans())
+def test_conv2d_backward_with_zero_gradient_pixels_matches_loops(cfg, zero_fraction, relu):
+    """im2col's backward pass skips output pixels whose gradient is 0 in every channel
+    (runs of them, whole blocks, whole images): the gradients are still the loops'."""
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal(cfg["shape"]).astype(cfg["dtype"])
+    w = rng.standard_normal(cfg["kernel"]).astype(cfg["dtype"])
+    geometry = (cfg["strides"], cfg["padding"], cfg["dilation"])
+    pad = _explicit(cfg["padding"], cfg["shape"], cfg["kernel"], cfg["strides"], cfg["dilation"])
+    grad_y = rng.standard_normal(ref.conv2d(x, w, None, cfg["strides"], pad,
+                                            cfg["dilation"]).shape).astype(cfg["dtype"])
+    grad_y[rng.random(grad_y.shape[:3]) < zero_fraction] = 0
+    grad_y[..., 0][rng.random(grad_y.shape[:3]) < 0.3] = 0  # rows zero but for a channel
+    relu_output = None
+    if relu:  # a ReLU output that zeroes some whole pixels and some single channels
+        relu_output = np.where(rng.random(grad_y.shape) < 0.5, 0, 1).astype(cfg["dtype"])
+        relu_output[rng.random(grad_y.shape[:3]) < 0.3] = 0
+    got = at_one_and_two_threads(lambda: kernels.conv2d_backward(
+        x, w, grad_y, *geometry, relu_output=relu_output, algorithm="im2col"))
+    masked = grad_y if relu_output is None else np.where(relu_output > 0, grad_y, 0)
+    for got, want in zip(got, ref.conv2d_backward(x, w, masked, cfg["strides"], pad,
+                                                 cfg["dilation"])):
+        np.testing.assert_allclose(got, want, **TOLERANCE[cfg["dtype"]])
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_conv2d_backward_keeps_nan_of_zero_gradient_times_nonfinite(rng, bad):
+    """0 * Inf is NaN: a non-finite input or kernel value that only zero-gradient pixels
+    read still makes NaN in the gradients, as the loops (and PyTorch) make it."""
+    x = rng.standard_normal((2, 7, 7, 3))
+    w = rng.standard_normal((3, 3, 3, 4))
+    grad_y = rng.standard_normal((2, 5, 5, 4))
+    grad_y[:, 4, :, :] = 0  # the last output row, the only one to read input row 6
+    grad_y[:, :, 4, :] = 0
+    x[1, 6, 6, 2] = bad
+    pad = ((0, 0), (0, 0))
+    expected = ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))
+    assert np.isnan(expected[1]).any()
+    for got, want in zip(kernels.conv2d_backward(x, w, grad_y, algorithm="im2col"), expected):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want)
+    x[1, 6, 6, 2] = 0
+    w[2, 2, 1, 3] = bad
+    expected = ref.conv2d_backward(x, w, grad_y, (1, 1), pad, (1, 1))
+    assert np.isnan(expected[0]).any()
+    for got, want in zip(kernels.conv2d_backward(x, w, grad_y, algorithm="im2col"), expected):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want)
+
+
 @pytest.mark.parametrize("padding", ["valid", "same", ((2, 0), (1, 3))])
 def test_conv2d_gradients_match_finite_differences(rng, padding):
     x = rng.standard_normal((2, 6, 5, 3))

@@ -27,7 +27,8 @@ and bounds checking is off.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memmove, memset
 
 from convnet._core.blas cimport gemm
 
@@ -189,6 +190,53 @@ cdef inline void add_rows(const floating* rows, Py_ssize_t count, Py_ssize_t F,
             total[f] = total[f] + rows[r * F + f]
 
 
+cdef bint all_finite(const floating* values, Py_ssize_t size) noexcept nogil:
+    # No Inf and no NaN among the values (v - v is 0 for every finite v, NaN otherwise).
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(size):
+        bad = bad | (values[i] - values[i] != 0)
+    return bad == 0
+
+
+cdef inline bint row_is_zero(const floating* row, Py_ssize_t F) noexcept nogil:
+    # Every value 0 (NaN is not).
+    cdef Py_ssize_t f
+    cdef int nonzero = 0
+    for f in range(F):
+        nonzero = nonzero | (row[f] != 0)
+    return nonzero == 0
+
+
+cdef Py_ssize_t compact_rows(const floating[:, :, :, ::1] x, const floating* grads,
+                             Py_ssize_t first, Py_ssize_t count, Py_ssize_t F, Window w,
+                             floating* kept_grads, floating* cols, Py_ssize_t* runs) noexcept nogil:
+    """Unfold only the output pixels whose gradient row is not all zero, and move
+    their gradient rows, in order, to ``kept_grads`` (which may be ``grads`` itself: rows
+    only move up). The runs of kept pixels go to ``runs`` as (start, length) pairs,
+    ended by a length of 0 (at most count + 3 values: runs are at least a row apart);
+    returns the number of kept rows."""
+    cdef Py_ssize_t r = 0, start, kept = 0, n_runs = 0
+    cdef Py_ssize_t K = w.kh * w.kw * x.shape[3]
+    while r < count:
+        if row_is_zero(grads + r * F, F):
+            r = r + 1
+            continue
+        start = r
+        r = r + 1
+        while r < count and not row_is_zero(grads + r * F, F):
+            r = r + 1
+        if kept_grads != grads or kept != start:
+            memmove(kept_grads + kept * F, grads + start * F, (r - start) * F * sizeof(floating))
+        unfold(x, cols + kept * K, first + start, r - start, w, 0, x.shape[3])
+        runs[2 * n_runs] = start
+        runs[2 * n_runs + 1] = r - start
+        n_runs = n_runs + 1
+        kept = kept + r - start
+    runs[2 * n_runs + 1] = 0
+    return kept
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                    const floating[:, ::1] weights,        # IN  (kh*kw*C/groups, F)
                    const floating[::1] bias,              # IN  (F,), or None
@@ -264,26 +312,39 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     the iteration that owns an image is the only one to write its input
     gradient: no race, and the same sums at any thread count. Groups own disjoint
     channels and columns of the partials, so their order does not matter.
+
+    Output pixels whose gradient is 0 in every channel add nothing to either gradient,
+    and both products skip them (one group, an unfolded window): after a 2x2 max-pool
+    of an odd-sized map its last row and column, pixels the ReLU zeroed in every filter.
+    Only where the image and the kernel are finite: 0 * Inf is NaN, which the skipped
+    products would not have made.
     """
     cdef Window w = make_window(kh, kw, stride_h, stride_w, dilation_h, dilation_w,
                                 pad_top, pad_left, out_h, out_w)
     cdef Py_ssize_t N = x.shape[0], K = weights.shape[0], F = weights.shape[1]
     cdef Py_ssize_t C = x.shape[3], group_channels = C // groups, group_filters = F // groups
     cdef Py_ssize_t P = grad_partials.shape[0], pixels = <Py_ssize_t> out_h * out_w
-    cdef Py_ssize_t image_bytes = x.shape[1] * x.shape[2] * x.shape[3] * sizeof(floating)
-    cdef Py_ssize_t p, group, n, block, first, count, g, lda, offset
+    cdef Py_ssize_t image_size = x.shape[1] * x.shape[2] * x.shape[3]
+    cdef Py_ssize_t p, group, n, block, first, count, g, lda, offset, kept, run
     cdef bint input_grad = grad_x is not None
     cdef bint pointwise = is_pointwise(w, x)
     cdef bint relu = relu_out is not None
+    cdef bint skip_zero_rows = (groups == 1 and not pointwise
+                                and all_finite(&weights[0, 0], K * F))
+    cdef bint image_finite = False
     cdef const floating* rows_in
     cdef const floating* grads  # this block's output gradient, after the ReLU's derivative
     cdef floating* cols = NULL  # each thread points it at its own scratch row,
     cdef floating* relu_grads = NULL  # and this at the rest of that row
+    cdef Py_ssize_t* runs = NULL  # and this at its (start, length) runs of kept rows
     cdef floating* partial
     cdef floating* bias_partial
     with nogil, parallel(num_threads=min(num_threads, P)):
         cols = &scratch[threadid(), 0]
         relu_grads = cols + block_rows * K
+        runs = NULL
+        if skip_zero_rows:  # without it (out of memory) every row is multiplied
+            runs = <Py_ssize_t*> malloc((2 * block_rows + 2) * sizeof(Py_ssize_t))
         for p in prange(P, schedule="static"):
             partial = &grad_partials[p, 0, 0]
             memset(partial, 0, K * F * sizeof(floating))
@@ -292,7 +353,8 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
             for group in range((N - p + P - 1) // P):
                 n = p + group * P
                 if input_grad:
-                    memset(&grad_x[n, 0, 0, 0], 0, image_bytes)
+                    memset(&grad_x[n, 0, 0, 0], 0, image_size * sizeof(floating))
+                image_finite = runs != NULL and all_finite(&x[n, 0, 0, 0], image_size)
                 for block in range((pixels + block_rows - 1) // block_rows):
                     first = n * pixels + block * block_rows
                     count = min(<Py_ssize_t> block_rows, (n + 1) * pixels - first)
@@ -300,6 +362,25 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     if relu:
                         relu_mask(&relu_out[first, 0], grads, count * F, relu_grads)
                         grads = relu_grads
+                    if image_finite:
+                        kept = compact_rows(x, grads, first, count, F, w, relu_grads, cols,
+                                            runs)
+                        grads = relu_grads
+                        add_rows(grads, kept, F, bias_partial)
+                        if kept == 0:
+                            continue
+                        gemm(True, False, K, F, kept, cols, K, grads, F, 1, partial, F)
+                        if input_grad:
+                            gemm(False, True, kept, K, F, grads, F, &weights[0, 0], F, 0,
+                                 cols, K)
+                            offset = 0
+                            run = 0
+                            while runs[2 * run + 1] > 0:
+                                fold(cols + offset * K, grad_x, first + runs[2 * run],
+                                     runs[2 * run + 1], w, 0, C)
+                                offset = offset + runs[2 * run + 1]
+                                run = run + 1
+                        continue
                     add_rows(grads, count, F, bias_partial)
                     for g in range(groups):
                         offset = g * group_filters
@@ -323,6 +404,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                             gemm(False, True, count, K, group_filters, grads + offset, F,
                                  &weights[0, 0] + offset, F, 0, cols, K)
                             fold(cols, grad_x, first, count, w, g * group_channels, group_channels)
+        free(runs)
 
 
 def conv2d_backward_input(const floating[:, ::1] grad_out,   # IN  (N*out_h*out_w, F)
