@@ -237,6 +237,16 @@ cdef Py_ssize_t compact_rows(const floating[:, :, :, ::1] x, const floating* gra
     return kept
 
 
+cdef void fold_runs(const floating* cols, floating[:, :, :, ::1] x_grad, Py_ssize_t first,
+                    const Py_ssize_t* runs, Window w) noexcept nogil:
+    # col2im of the rows compact_rows kept: its runs, one after another in ``cols``.
+    cdef Py_ssize_t K = w.kh * w.kw * x_grad.shape[3], r = 0
+    while runs[2 * r + 1] > 0:
+        fold(cols, x_grad, first + runs[2 * r], runs[2 * r + 1], w, 0, x_grad.shape[3])
+        cols = cols + runs[2 * r + 1] * K
+        r = r + 1
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                    const floating[:, ::1] weights,        # IN  (kh*kw*C/groups, F)
                    const floating[::1] bias,              # IN  (F,), or None
@@ -325,7 +335,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef Py_ssize_t C = x.shape[3], group_channels = C // groups, group_filters = F // groups
     cdef Py_ssize_t P = grad_partials.shape[0], pixels = <Py_ssize_t> out_h * out_w
     cdef Py_ssize_t image_size = x.shape[1] * x.shape[2] * x.shape[3]
-    cdef Py_ssize_t p, group, n, block, first, count, g, lda, offset, kept, run
+    cdef Py_ssize_t p, group, n, block, first, count, g, lda, offset, kept
     cdef bint input_grad = grad_x is not None
     cdef bint pointwise = is_pointwise(w, x)
     cdef bint relu = relu_out is not None
@@ -362,37 +372,25 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                     if relu:
                         relu_mask(&relu_out[first, 0], grads, count * F, relu_grads)
                         grads = relu_grads
-                    if image_finite:
+                    kept = count
+                    if image_finite:  # only the rows with a gradient, already unfolded
                         kept = compact_rows(x, grads, first, count, F, w, relu_grads, cols,
                                             runs)
                         grads = relu_grads
-                        add_rows(grads, kept, F, bias_partial)
-                        if kept == 0:
-                            continue
-                        gemm(True, False, K, F, kept, cols, K, grads, F, 1, partial, F)
-                        if input_grad:
-                            gemm(False, True, kept, K, F, grads, F, &weights[0, 0], F, 0,
-                                 cols, K)
-                            offset = 0
-                            run = 0
-                            while runs[2 * run + 1] > 0:
-                                fold(cols + offset * K, grad_x, first + runs[2 * run],
-                                     runs[2 * run + 1], w, 0, C)
-                                offset = offset + runs[2 * run + 1]
-                                run = run + 1
-                        continue
-                    add_rows(grads, count, F, bias_partial)
+                    add_rows(grads, kept, F, bias_partial)
                     for g in range(groups):
                         offset = g * group_filters
                         if pointwise:
                             rows_in = &x[0, 0, 0, 0] + first * C + g * group_channels
                             lda = C
                         else:
-                            unfold(x, cols, first, count, w, g * group_channels, group_channels)
+                            if not image_finite:
+                                unfold(x, cols, first, count, w, g * group_channels,
+                                       group_channels)
                             rows_in = cols
                             lda = K
-                        # partial (K, F/groups) += columns^T (K, count) @ gradient (count, F/groups)
-                        gemm(True, False, K, group_filters, count, rows_in, lda, grads + offset, F,
+                        # partial (K, F/groups) += columns^T (K, kept) @ gradient (kept, F/groups)
+                        gemm(True, False, K, group_filters, kept, rows_in, lda, grads + offset, F,
                              1, partial + offset, F)
                         if input_grad and pointwise:
                             gemm(False, True, count, K, group_filters, grads + offset, F,
@@ -400,10 +398,14 @@ def conv2d_backward(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                                  &grad_x[0, 0, 0, 0] + first * C + g * group_channels, C)
                         elif input_grad:
                             # The columns are spent: their buffer takes the column gradient,
-                            # gradient block (count, F/groups) @ weights^T, folded back.
-                            gemm(False, True, count, K, group_filters, grads + offset, F,
+                            # gradient block (kept, F/groups) @ weights^T, folded back.
+                            gemm(False, True, kept, K, group_filters, grads + offset, F,
                                  &weights[0, 0] + offset, F, 0, cols, K)
-                            fold(cols, grad_x, first, count, w, g * group_channels, group_channels)
+                            if image_finite:
+                                fold_runs(cols, grad_x, first, runs, w)
+                            else:
+                                fold(cols, grad_x, first, count, w, g * group_channels,
+                                     group_channels)
         free(runs)
 
 

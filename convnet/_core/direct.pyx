@@ -154,7 +154,7 @@ cdef void forward_row(const floating[:, :, :, ::1] x, const floating[:, ::1] ker
                       const floating* bias, floating[:, :, :, ::1] out, Window w, Py_ssize_t n,
                       Py_ssize_t i, bint relu) noexcept nogil:
     """Output row i of image n: for each pixel, the bias plus its taps inside the image
-    in order, 16 filters at a time, then the ReLU."""
+    in order, 32 filters at a time (then 16, then one at a time), then the ReLU."""
     cdef Py_ssize_t at[MAX_TAPS]     # the pixel's taps inside the image: offsets in x,
     cdef Py_ssize_t tap[MAX_TAPS]    # and rows of the kernel
     cdef floating rest[16]     # the last F % 16 filters
