@@ -365,8 +365,9 @@ def images(rng):
 @pytest.mark.parametrize("index", [i for i, name in enumerate(IDS) if name != "crop"],
                          ids=[name for name in IDS if name != "crop"])
 def test_identity_at_inference_and_in_predict(index, images):
-    """(RandomCrop centre-crops at inference: its own test below.)"""
-    layer = _every_layer()[index]
+    """(RandomCrop centre-crops at inference: its own test below.) Seeded: unseeded, the
+    six flips drew "none" about once in 64 runs, by the global state earlier tests left."""
+    layer = _every_layer(seed=7)[index]
     assert layer(images, training=False).tobytes() == images.tobytes()
     model = keras.Sequential([keras.Input(images.shape[1:]), layer])
     assert model.predict(images, verbose=0).tobytes() == images.tobytes()
